@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0
+# test: build the tree's KVM selftests and our suite, pack them into an
+# initramfs, boot the built kernel under QEMU (TCG, nested SVM) and turn the
+# serial console into TAP + JSON.  Sourced by scripts/pipeline.
+
+QEMU_MEM=${KB_QEMU_MEM:-4G}
+QEMU_SMP=${KB_QEMU_SMP:-2}
+
+# Build the in-tree KVM selftests (static) and our conformance suite.
+build_selftests() {
+	local branch=$1 flavor=$2 src bd out rc=0
+	src=$(src_dir "$branch")
+	bd=$(build_dir "$branch" "$flavor")
+	out=$bd/kselftest/kvm
+	rm -rf "$bd/kselftest" "$bd/kb-selftests"
+	mkdir -p "$out"
+	build_lock
+	log "$branch/$flavor: building KVM selftests"
+	make -C "$src/tools/testing/selftests/kvm" OUTPUT="$out" \
+		KHDR_INCLUDES="-isystem $bd/usr/include" LDFLAGS=-static \
+		-j"$JOBS" -k >"$bd/selftests-build.log" 2>&1 || rc=$?
+	[ $rc -eq 0 ] || log "$branch/$flavor: some KVM selftests did not build (make -k, see $bd/selftests-build.log)"
+	if [ -f "$TOP/selftests/Makefile" ]; then
+		log "$branch/$flavor: building the conformance suite (selftests/)"
+		make -C "$TOP/selftests" KSRC="$src" KHDR="$bd/usr/include" \
+			OUTPUT="$bd/kb-selftests" >"$bd/kb-selftests-build.log" 2>&1 || {
+			build_unlock
+			tail -n 20 "$bd/kb-selftests-build.log" >&2
+			die "$branch/$flavor: the conformance suite in selftests/ does not build"
+		}
+	fi
+	build_unlock
+}
+
+# The test list for a branch: scripts/testlist, then selftests/TESTS (our
+# suite, commands relative to $KB), minus scripts/configs/<branch>.skip.
+branch_testlist() {
+	local branch=$1 skip=$TOP/scripts/configs/$1.skip
+	{
+		grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist"
+		[ -f "$TOP/selftests/TESTS" ] && grep -vE '^[[:space:]]*(#|$)' "$TOP/selftests/TESTS"
+	} | while read -r name rest; do
+		if [ -f "$skip" ] && grep -q "^$name[[:space:]]" "$skip"; then
+			continue
+		fi
+		echo "$name $rest"
+	done
+}
+
+make_initramfs() {
+	local branch=$1 flavor=$2 bd root factor=1
+	bd=$(build_dir "$branch" "$flavor")
+	root=$bd/initramfs
+	[ "$flavor" = debug ] && factor=3
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,proc,sys,dev,tmp,kvm,kb}
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$TOP/scripts/guest-init" "$root/init"
+	chmod +x "$root/init"
+	(cd "$bd/kselftest/kvm" && find . -type f -perm -u+x ! -name '*.o' ! -name '*.d' | cpio -pdm --quiet "$root/kvm")
+	[ -d "$bd/kb-selftests" ] && cp -a "$bd/kb-selftests/." "$root/kb/"
+	branch_testlist "$branch" | awk -v f=$factor '{ $2 = $2 * f; print }' >"$root/tests.list"
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$bd/initramfs.cpio.gz"
+}
+
+# Kernel log lines that fail a run wherever they appear.
+SPLAT_RE='(WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|unreferenced object 0x|soft lockup|hung_task|rcu: INFO|self-detected stall|DEBUG_LOCKS_WARN_ON|list_add corruption|list_del corruption|kernel BUG)'
+
+cmd_test() {
+	local branch=$1 flavor=${2:-minimal} bd rd kimg cmdline extra total rc=0 t0
+	check_branch "$branch"
+	need_tools qemu-system-x86_64 cpio gzip python3 busybox
+	bd=$(build_dir "$branch" "$flavor")
+	kimg=$bd/arch/x86/boot/bzImage
+	[ -f "$kimg" ] || die "$branch/$flavor: no kernel at $kimg; run '$TOP/scripts/pipeline build $branch $flavor' first"
+	rd=$(result_dir "$branch" "$flavor")
+	rm -rf "$rd"
+	mkdir -p "$rd"
+	build_selftests "$branch" "$flavor"
+	make_initramfs "$branch" "$flavor"
+	cp "$bd/initramfs/tests.list" "$rd/tests.list"
+	if [ -f "$TOP/scripts/configs/$branch.skip" ]; then
+		grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/configs/$branch.skip" >"$rd/skipped.list" || true
+	fi
+	extra=$(tree_field "$branch" cmdline)
+	[ "$extra" = - ] && extra=
+	cmdline="console=ttyS0 panic=-1 loglevel=6 ${extra//,/ }"
+	total=$(awk '{ s += $2 } END { print s + 240 }' "$rd/tests.list")
+	log "$branch/$flavor: booting under QEMU (TCG, -cpu max, $QEMU_SMP vCPUs, $QEMU_MEM), hard timeout ${total}s"
+	t0=$(date +%s)
+	timeout --foreground -k 10 "$total" qemu-system-x86_64 \
+		-accel tcg,thread=single -cpu max -smp "$QEMU_SMP" -m "$QEMU_MEM" \
+		-display none -monitor none -serial stdio -no-reboot \
+		-kernel "$kimg" -initrd "$bd/initramfs.cpio.gz" -append "$cmdline" \
+		</dev/null 2>"$rd/qemu.stderr" | tee "$rd/console.log" |
+		grep --line-buffered -E '^KB-(RESULT|FATAL|BOOT)' >&2 || rc=$?
+	echo "$(($(date +%s) - t0))" >"$rd/boot-seconds"
+	python3 "$TOP/scripts/tap.py" "$rd" "$branch" "$flavor" "$SPLAT_RE"
+}
