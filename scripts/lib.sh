@@ -2,7 +2,7 @@
 # Shared helpers for the pipeline scripts.  Sourced, never executed.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TREES_FILE=$TOP/trees
+TREES_FILE=${KB_TREES:-$TOP/trees}
 CACHE=${KB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-atomic-memslots}
 RESULTS=${KB_RESULTS:-$CACHE/results}
 JOBS=${KB_JOBS:-$(($(nproc) + 1))}

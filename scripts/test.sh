@@ -5,6 +5,8 @@
 
 QEMU_MEM=${KB_QEMU_MEM:-4G}
 QEMU_SMP=${KB_QEMU_SMP:-2}
+QEMU=${KB_QEMU:-qemu-system-x86_64}
+QEMU_CPU=${KB_QEMU_CPU:-max}
 
 # Build the in-tree KVM selftests (static) and our conformance suite.
 build_selftests() {
@@ -12,7 +14,7 @@ build_selftests() {
 	src=$(src_dir "$branch")
 	bd=$(build_dir "$branch" "$flavor")
 	out=$bd/kselftest/kvm
-	rm -rf "$bd/kselftest" "$bd/kb-selftests"
+	rm -rf "$bd/kb-selftests"
 	mkdir -p "$out"
 	build_lock
 	log "$branch/$flavor: building KVM selftests"
@@ -69,7 +71,7 @@ SPLAT_RE='(WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN:|UBSAN
 cmd_test() {
 	local branch=$1 flavor=${2:-minimal} bd rd kimg cmdline extra total rc=0 t0
 	check_branch "$branch"
-	need_tools qemu-system-x86_64 cpio gzip python3 busybox
+	need_tools "$QEMU" cpio gzip python3 busybox
 	bd=$(build_dir "$branch" "$flavor")
 	kimg=$bd/arch/x86/boot/bzImage
 	[ -f "$kimg" ] || die "$branch/$flavor: no kernel at $kimg; run '$TOP/scripts/pipeline build $branch $flavor' first"
@@ -88,8 +90,8 @@ cmd_test() {
 	total=$(awk '{ s += $2 } END { print s + 240 }' "$rd/tests.list")
 	log "$branch/$flavor: booting under QEMU (TCG, -cpu max, $QEMU_SMP vCPUs, $QEMU_MEM), hard timeout ${total}s"
 	t0=$(date +%s)
-	timeout --foreground -k 10 "$total" qemu-system-x86_64 \
-		-accel tcg,thread=single -cpu max -smp "$QEMU_SMP" -m "$QEMU_MEM" \
+	timeout --foreground -k 10 "$total" "$QEMU" \
+		-accel tcg,thread=single -cpu "$QEMU_CPU" -smp "$QEMU_SMP" -m "$QEMU_MEM" \
 		-display none -monitor none -serial stdio -no-reboot \
 		-kernel "$kimg" -initrd "$bd/initramfs.cpio.gz" -append "$cmdline" \
 		</dev/null 2>"$rd/qemu.stderr" | tee "$rd/console.log" |
