@@ -249,22 +249,37 @@ int set_region_legacy(struct vm *vm, const struct kvm_userspace_memory_region2 *
 	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &l) ? -errno : 0;
 }
 
-int set_region_batch(struct vm *vm, const struct kvm_userspace_memory_region2 *e,
-		     uint32_t nent, uint32_t flags, uint64_t reserved)
+struct kvm_userspace_memory_region_batch *
+batch_new(const struct kvm_userspace_memory_region2 *e, uint32_t nent,
+	  uint32_t flags, uint64_t reserved)
 {
 	struct kvm_userspace_memory_region_batch *b;
-	size_t sz = sizeof(*b) + (size_t)nent * sizeof(*e);
-	int r;
 
-	b = calloc(1, sz);
+	b = calloc(1, sizeof(*b) + (size_t)nent * sizeof(*e));
 	if (!b)
-		return -ENOMEM;
+		return NULL;
 	b->nent = nent;
 	b->flags = flags;
 	b->reserved = reserved;
 	if (nent)
 		memcpy(b->entries, e, (size_t)nent * sizeof(*e));
-	r = ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION_BATCH, b) ? -errno : 0;
+	return b;
+}
+
+int batch_ioctl(struct vm *vm, struct kvm_userspace_memory_region_batch *b)
+{
+	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION_BATCH, b) ? -errno : 0;
+}
+
+int set_region_batch(struct vm *vm, const struct kvm_userspace_memory_region2 *e,
+		     uint32_t nent, uint32_t flags, uint64_t reserved)
+{
+	struct kvm_userspace_memory_region_batch *b = batch_new(e, nent, flags, reserved);
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = batch_ioctl(vm, b);
 	free(b);
 	return r;
 }

@@ -151,6 +151,11 @@ int vcpu_run(struct vcpu *v);		/* ioctl result, errno kept */
 int set_region_legacy(struct vm *vm, const struct kvm_userspace_memory_region2 *r);
 int set_region_batch(struct vm *vm, const struct kvm_userspace_memory_region2 *e,
 		     uint32_t nent, uint32_t flags, uint64_t reserved);
+/* the batch as one buffer (calloc), and the bare ioctl on it */
+struct kvm_userspace_memory_region_batch *
+batch_new(const struct kvm_userspace_memory_region2 *e, uint32_t nent,
+	  uint32_t flags, uint64_t reserved);
+int batch_ioctl(struct vm *vm, struct kvm_userspace_memory_region_batch *b);
 struct kvm_userspace_memory_region2 mkreg(uint32_t slot, uint32_t flags,
 					  uint64_t gpa, uint64_t size, uint64_t hva);
 

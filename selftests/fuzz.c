@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fuzz: random memslot changes checked against the userspace model.
+ *
+ * Entries: overlaps, duplicate and reused slot ids, moves, flag toggles,
+ * no-ops, deletes of missing slots, misaligned or huge addresses, sizes
+ * beyond the page limit, bad flags, unknown address-space ids, ids around
+ * KVM_CAP_NR_MEMSLOTS, aliases, and userspace_addr inside a PROT_NONE
+ * reservation (accepted by KVM; guest accesses must then fail with EFAULT).
+ *
+ * legacy: one entry per KVM_SET_USER_MEMORY_REGION call. Checks the model
+ *	(errno and layout) on the unpatched kernel, so the model the batch
+ *	mode relies on is itself verified on every branch.
+ * batch: random batches of 0..8 entries, some of 16..64, some of
+ *	cap - 1 / cap / cap + 1, bad header flags/reserved, mixed address
+ *	spaces, and "doomed" batches that delete the system slot before a bad
+ *	entry (the guest could not run the next probe if that leaked).
+ *	The errno must be the model's (E2BIG above the cap, EINVAL for a bad
+ *	header or mixed address spaces) and the layout must match the model
+ *	after every call: unchanged on any error.
+ *
+ * After every call: the guest layout probe and the dirty-log id check.
+ * Seed: fixed by default, printed; -s SEED or KST_SEED. Bounded by
+ * -D SECONDS / KST_SECONDS (default 40 s per mode) or -n / KST_ITERS calls.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "vm.h"
+
+#define MiB		(1024ULL * 1024)
+#define POOL_SIZE	(32 * MiB)
+#define NONE_SIZE	(16 * MiB)
+#define DEFAULT_SEED	0x6b766d31u	/* "kvm1" */
+#define DEFAULT_SECONDS	40
+
+typedef struct kvm_userspace_memory_region2 reg_t;
+
+struct fz {
+	struct vm vm;
+	uint64_t rng;
+	uint64_t pool, none;
+	unsigned int pseed;
+	/* stats */
+	unsigned long calls, ok, errs[5];	/* EINVAL EEXIST E2BIG EFAULT other */
+};
+
+static uint64_t rnd(struct fz *f)
+{
+	f->rng ^= f->rng >> 12;
+	f->rng ^= f->rng << 25;
+	f->rng ^= f->rng >> 27;
+	return f->rng * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t below(struct fz *f, uint64_t n) { return n ? rnd(f) % n : 0; }
+static bool chance(struct fz *f, int pct) { return (int)below(f, 100) < pct; }
+
+static const uint64_t sizes[] = { 0x1000, 0x2000, 0x10000, 0x40000, 0x100000,
+				  0x200000, 0x400000 };
+
+static uint64_t rand_size(struct fz *f)
+{
+	return sizes[below(f, sizeof(sizes) / sizeof(sizes[0]))];
+}
+
+static uint64_t rand_gpa(struct fz *f, uint64_t size)
+{
+	uint64_t gran = chance(f, 70) ? 0x10000 : PAGE;
+
+	return WIN_BASE + below(f, (WIN_SIZE - size) / gran + 1) * gran;
+}
+
+static uint64_t rand_hva(struct fz *f, uint64_t size)
+{
+	uint64_t gran = chance(f, 70) ? 0x10000 : PAGE;
+
+	if (chance(f, 8))	/* unmapped userspace_addr */
+		return f->none + below(f, (NONE_SIZE - size) / gran + 1) * gran;
+	return f->pool + below(f, (POOL_SIZE - size) / gran + 1) * gran;
+}
+
+static uint32_t rand_id(struct fz *f)
+{
+	struct model *m = &f->vm.m;
+	uint32_t as = 0, id = 1 + below(f, 15);
+	int p = below(f, 100);
+
+	if (p < 4)
+		id = m->nr_slots - 1 - below(f, 2);
+	else if (p < 7)
+		id = chance(f, 50) ? m->nr_slots : 0x7fff;
+	p = below(f, 100);
+	if (p < 6 && m->nr_as > 1)
+		as = 1;
+	else if (p < 9)
+		as = 2 + below(f, 0xfffe);
+	return as << 16 | id;
+}
+
+/* one random entry, given the layout it will be validated against */
+static reg_t gen_entry(struct fz *f, const struct model *m)
+{
+	reg_t r;
+	int p = below(f, 100);
+	uint64_t size;
+
+	/* start from an existing non-system slot half of the time */
+	if (p < 45 && m->n > 1) {
+		const struct mslot *s = &m->s[1 + below(f, m->n - 1)];
+
+		if (s->slot == SYS_SLOT)
+			goto fresh;
+		r = mkreg(s->slot, s->flags, s->gpa, s->size, s->hva);
+		switch (below(f, 8)) {
+		case 0: case 1:	/* delete */
+			r.memory_size = 0;
+			if (chance(f, 30))
+				r.userspace_addr = 0;
+			break;
+		case 2: case 3:	/* move */
+			r.guest_phys_addr = rand_gpa(f, s->size);
+			break;
+		case 4:		/* toggle dirty logging */
+			r.flags ^= KVM_MEM_LOG_DIRTY_PAGES;
+			break;
+		case 5:		/* no-op */
+			break;
+		case 6:		/* invalid modifications */
+			switch (below(f, 3)) {
+			case 0: r.flags ^= KVM_MEM_READONLY; break;
+			case 1: r.memory_size = rand_size(f); break;
+			default: r.userspace_addr = rand_hva(f, s->size); break;
+			}
+			break;
+		default:	/* same range, new id: overlap */
+			r.slot = rand_id(f);
+			break;
+		}
+		return r;
+	}
+fresh:
+	size = rand_size(f);
+	r = mkreg(rand_id(f), 0, rand_gpa(f, size), size, rand_hva(f, size));
+	if (chance(f, 20))
+		r.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+	if (chance(f, 10))
+		r.flags |= KVM_MEM_READONLY;
+	p = below(f, 100);
+	if (p < 8) {			/* delete, maybe of a missing slot */
+		r.memory_size = 0;
+	} else if (p < 14) {		/* misaligned */
+		switch (below(f, 3)) {
+		case 0: r.guest_phys_addr += 1 + below(f, PAGE - 1); break;
+		case 1: r.memory_size += 1 + below(f, PAGE - 1); break;
+		default: r.userspace_addr += 1 + below(f, PAGE - 1); break;
+		}
+	} else if (p < 19) {		/* huge: invalid on every tree */
+		switch (below(f, 4)) {
+		case 0:	/* gpa + size wraps; a non-wrapping GPA beyond the
+			 * MMU's max gfn is EINVAL only on newer trees */
+			r.guest_phys_addr = -(PAGE * (1 + below(f, r.memory_size / PAGE)));
+			break;
+		case 1: r.memory_size = (1ULL << 43) + below(f, 8) * PAGE;
+			r.userspace_addr = 0x100000000000ULL; break;
+		case 2: r.userspace_addr = 0xffff800000000000ULL + below(f, 1 << 20) * PAGE; break;
+		default: r.userspace_addr = (1ULL << 57) + below(f, 1 << 20) * PAGE; break;
+		}
+	} else if (p < 24) {		/* unknown flags */
+		r.flags |= 1u << (2 + below(f, 30));
+	}
+	return r;
+}
+
+static int errno_slot(int e)
+{
+	switch (-e) {
+	case EINVAL: return 0;
+	case EEXIST: return 1;
+	case E2BIG: return 2;
+	case EFAULT: return 3;
+	default: return 4;
+	}
+}
+
+static void dump_entries(const reg_t *e, uint32_t n)
+{
+	for (uint32_t i = 0; i < n && i < 80; i++)
+		diag("  [%u] slot %#x flags %#x gpa %#llx size %#llx hva %#llx", i,
+		     e[i].slot, e[i].flags, (unsigned long long)e[i].guest_phys_addr,
+		     (unsigned long long)e[i].memory_size,
+		     (unsigned long long)e[i].userspace_addr);
+	if (n > 80)
+		diag("  ... %u entries", n);
+}
+
+FIXTURE(fuzz) {
+	struct fz f;
+};
+
+FIXTURE_SETUP(fuzz)
+{
+	struct fz *f = &self->f;
+	void *pool, *none;
+
+	ASSERT_EQ(0, vm_create(&f->vm, 1)) TH_LOG("%s", f->vm.err);
+	pool = map_mem(POOL_SIZE, PROT_READ | PROT_WRITE);
+	none = map_mem(NONE_SIZE, PROT_NONE);
+	ASSERT_NE(NULL, pool);
+	ASSERT_NE(NULL, none);
+	f->pool = (uint64_t)(uintptr_t)pool;
+	f->none = (uint64_t)(uintptr_t)none;
+	vm_add_pool(&f->vm, pool, POOL_SIZE, true);
+	vm_add_pool(&f->vm, none, NONE_SIZE, false);
+	f->rng = (kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED) * 0x9e3779b97f4a7c15ULL + 1;
+	f->pseed = 7;
+}
+
+FIXTURE_TEARDOWN(fuzz)
+{
+	vm_destroy(&self->f.vm);
+}
+
+static bool budget_left(unsigned long calls, uint64_t t0)
+{
+	long secs = kst_opts.seconds > 0 ? kst_opts.seconds : DEFAULT_SECONDS;
+
+	if (kst_opts.iters > 0)
+		return calls < (unsigned long)kst_opts.iters;
+	return now_ns() - t0 < (uint64_t)secs * 1000000000ULL;
+}
+
+static void report(struct fz *f, const char *mode, uint64_t t0)
+{
+	diag("fuzz %s: seed %#x, %lu calls in %.1f s: %lu accepted, EINVAL %lu, EEXIST %lu, "
+	     "E2BIG %lu, EFAULT %lu, other %lu; %d slots at the end",
+	     mode, kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, f->calls,
+	     (now_ns() - t0) / 1e9, f->ok, f->errs[0], f->errs[1], f->errs[2],
+	     f->errs[3], f->errs[4], f->vm.m.n);
+}
+
+#define CHECK_AFTER(what) do {						\
+	if (vm_probe(&f->vm, 4, &f->pseed) || vm_check_logflags(&f->vm)) { \
+		diag("seed %#x call %lu (%s): layout differs from the model", \
+		     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, f->calls, what); \
+		ASSERT_TRUE(0) TH_LOG("%s", f->vm.err);		\
+	}								\
+} while (0)
+
+TEST_F_TIMEOUT(fuzz, legacy, 150)
+{
+	struct fz *f = &self->f;
+	uint64_t t0 = now_ns();
+
+	diag("fuzz legacy: seed %#x (set with -s SEED or KST_SEED)",
+	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED);
+	while (budget_left(f->calls, t0)) {
+		reg_t r = gen_entry(f, &f->vm.m);
+		int want = model_apply(&f->vm.m, &r, true);
+		int got = set_region_legacy(&f->vm, &r);
+
+		f->calls++;
+		if (got != want) {
+			diag("seed %#x call %lu: kernel %d, model %d", kst_opts.seed_set ?
+			     kst_opts.seed : DEFAULT_SEED, f->calls, got, want);
+			dump_entries(&r, 1);
+			ASSERT_EQ(want, got);
+		}
+		if (!got) {
+			model_apply(&f->vm.m, &r, false);
+			f->ok++;
+		} else {
+			f->errs[errno_slot(got)]++;
+		}
+		CHECK_AFTER("legacy");
+	}
+	report(f, "legacy", t0);
+}
+
+TEST_F_TIMEOUT(fuzz, batch, 150)
+{
+	struct fz *f = &self->f;
+	struct model *m = &f->vm.m;
+	static struct model tmp;
+	uint64_t t0 = now_ns();
+	uint32_t cap = f->vm.batch_cap;
+	reg_t *e;
+
+	if (!cap)
+		SKIP(return, "KVM_CAP_USER_MEMORY_REGION_BATCH is 0: kernel without the batch ioctl");
+	e = calloc(cap + 2, sizeof(*e));
+	ASSERT_NE(NULL, e);
+	diag("fuzz batch: seed %#x (set with -s SEED or KST_SEED), cap %u",
+	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, cap);
+	while (budget_left(f->calls, t0)) {
+		uint32_t n, flags = 0, bad_idx = 0, as0;
+		uint64_t reserved = 0;
+		int p = below(f, 100), want, alt = 1, got;
+		bool mixed = false, doomed = false;
+
+		if (p < 3)
+			n = 0;
+		else if (p < 88)
+			n = 1 + below(f, 8);
+		else if (p < 96)
+			n = 16 + below(f, 49);
+		else
+			n = cap - 1 + below(f, 3);		/* cap-1, cap, cap+1 */
+
+		tmp = *m;
+		for (uint32_t i = 0; i < n; i++) {
+			if (n > 64 && chance(f, 80)) {	/* keep big batches mostly valid */
+				uint32_t id = 1 + below(f, 15);
+				const struct mslot *s = model_find_slot(&tmp, id);
+
+				e[i] = s ? mkreg(id, 0, 0, 0, 0) :
+					   mkreg(id, 0, rand_gpa(f, PAGE), PAGE, rand_hva(f, PAGE));
+			} else {
+				e[i] = gen_entry(f, &tmp);
+			}
+			model_apply(&tmp, &e[i], false);	/* later entries see earlier ones */
+		}
+		if (n >= 2 && chance(f, 4)) {		/* doomed: system slot deleted, then a bad entry */
+			e[0] = mkreg(SYS_SLOT, 0, 0, 0, 0);
+			e[n - 1] = mkreg(3, 0, WIN_BASE + 0x800, PAGE, f->pool);
+			doomed = true;
+		}
+		if (chance(f, 3))
+			flags = 1u << below(f, 32);
+		if (chance(f, 3))
+			reserved = 1ULL << below(f, 64);
+
+		/* what must happen */
+		tmp = *m;
+		want = model_apply_batch(&tmp, e, n, &bad_idx);
+		as0 = n ? e[0].slot >> 16 : 0;
+		for (uint32_t i = 0; i < n && !mixed; i++)
+			if (e[i].slot >> 16 != as0) {
+				mixed = true;
+				/* EINVAL, or the error of an entry before the first switch */
+				alt = want && bad_idx < i ? want : 1;
+			}
+		if (mixed)
+			want = -EINVAL;
+		if (flags || reserved) {
+			alt = 1;
+			want = -EINVAL;
+		}
+		if (n > cap) {
+			alt = (flags || reserved) ? -EINVAL : 1;
+			want = -E2BIG;
+		}
+		if (n == 0 && !flags && !reserved)
+			want = 0;
+		if (n == 0 && (flags || reserved))
+			alt = 0;	/* header check vs nent == 0: either order */
+		if (doomed && !want)
+			want = -EINVAL;	/* cannot happen: the last entry is misaligned */
+
+		got = set_region_batch(&f->vm, e, n, flags, reserved);
+		f->calls++;
+		if (got != want && got != alt) {
+			diag("seed %#x call %lu: batch of %u (flags %#x reserved %#llx%s): kernel %d, expected %d%s (model: entry %u)",
+			     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, f->calls, n, flags,
+			     (unsigned long long)reserved, mixed ? ", mixed AS" : "",
+			     got, want, alt != 1 ? " or the alternative" : "", bad_idx);
+			dump_entries(e, n);
+			ASSERT_EQ(want, got);
+		}
+		if (!got) {
+			if (n && !flags && !reserved && n <= cap && !mixed)
+				*m = tmp;
+			f->ok++;
+		} else {
+			f->errs[errno_slot(got)]++;
+		}
+		CHECK_AFTER(doomed ? "doomed batch" : "batch");
+	}
+	free(e);
+	report(f, "batch", t0);
+}
+
+#define main kst_harness_main
+TEST_HARNESS_MAIN
+#undef main
+KST_MAIN
