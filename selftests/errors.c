@@ -296,11 +296,9 @@ TEST_F_TIMEOUT(errors, batch_limit, 120)
 	{
 		struct kvm_userspace_memory_region_batch hdr = { .nent = 0xffffffffu };
 
-		EXPECT_EQ(-1, ioctl(self->vm.fd, KVM_SET_USER_MEMORY_REGION_BATCH, &hdr));
-		EXPECT_EQ(E2BIG, errno);
+		EXPECT_EQ(-E2BIG, batch_ioctl(&self->vm, &hdr));
 		hdr.nent = 0x80000000u;
-		EXPECT_EQ(-1, ioctl(self->vm.fd, KVM_SET_USER_MEMORY_REGION_BATCH, &hdr));
-		EXPECT_EQ(E2BIG, errno);
+		EXPECT_EQ(-E2BIG, batch_ioctl(&self->vm, &hdr));
 	}
 	CHECK_LAYOUT("huge nent");
 	/* exactly cap entries: accepted, net effect applied */
@@ -320,15 +318,13 @@ TEST_F(errors, batch_efault)
 	NEED_BATCH();
 	ASSERT_NE(MAP_FAILED, two);
 	ASSERT_EQ(0, mprotect(two + pg, pg, PROT_NONE));
-	EXPECT_EQ(-1, ioctl(self->vm.fd, KVM_SET_USER_MEMORY_REGION_BATCH, NULL));
-	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-EFAULT, batch_ioctl(&self->vm, NULL));
 	/* header readable, the second entry runs into a PROT_NONE page */
 	b = (void *)(two + pg - sizeof(*b) - sizeof(reg_t));
 	memset(b, 0, sizeof(*b) + sizeof(reg_t));
 	b->nent = 2;
 	b->entries[0] = mkreg(5, 0, WIN_BASE + 8 * MiB, MiB, self->h + 8 * MiB);
-	EXPECT_EQ(-1, ioctl(self->vm.fd, KVM_SET_USER_MEMORY_REGION_BATCH, b));
-	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-EFAULT, batch_ioctl(&self->vm, b));
 	CHECK_LAYOUT("EFAULT");
 	munmap(two, 2 * pg);
 }

@@ -84,12 +84,14 @@ static uint64_t rand_hva(struct fz *f, uint64_t size)
 	return f->pool + below(f, (POOL_SIZE - size) / gran + 1) * gran;
 }
 
-static uint32_t rand_id(struct fz *f)
+static uint32_t rand_id(struct fz *f, bool clean)
 {
 	struct model *m = &f->vm.m;
-	uint32_t as = 0, id = 1 + below(f, 15);
+	uint32_t as = 0, id = 1 + below(f, 31);
 	int p = below(f, 100);
 
+	if (clean)
+		return p < 4 ? m->nr_slots - 1 : id;
 	if (p < 4)
 		id = m->nr_slots - 1 - below(f, 2);
 	else if (p < 7)
@@ -102,21 +104,24 @@ static uint32_t rand_id(struct fz *f)
 	return as << 16 | id;
 }
 
-/* one random entry, given the layout it will be validated against */
-static reg_t gen_entry(struct fz *f, const struct model *m)
+/*
+ * One random entry, given the layout it will be validated against. A clean
+ * entry has valid ids, flags and alignment (it can still overlap).
+ */
+static reg_t gen_entry(struct fz *f, const struct model *m, bool clean)
 {
 	reg_t r;
 	int p = below(f, 100);
 	uint64_t size;
 
 	/* start from an existing non-system slot half of the time */
-	if (p < 45 && m->n > 1) {
+	if (p < (m->n > 16 ? 80 : 45) && m->n > 1) {
 		const struct mslot *s = &m->s[1 + below(f, m->n - 1)];
 
 		if (s->slot == SYS_SLOT)
 			goto fresh;
 		r = mkreg(s->slot, s->flags, s->gpa, s->size, s->hva);
-		switch (below(f, 8)) {
+		switch (below(f, m->n > 16 ? 4 : 8)) {
 		case 0: case 1:	/* delete */
 			r.memory_size = 0;
 			if (chance(f, 30))
@@ -131,6 +136,10 @@ static reg_t gen_entry(struct fz *f, const struct model *m)
 		case 5:		/* no-op */
 			break;
 		case 6:		/* invalid modifications */
+			if (clean) {
+				r.guest_phys_addr = rand_gpa(f, s->size);
+				break;
+			}
 			switch (below(f, 3)) {
 			case 0: r.flags ^= KVM_MEM_READONLY; break;
 			case 1: r.memory_size = rand_size(f); break;
@@ -138,19 +147,25 @@ static reg_t gen_entry(struct fz *f, const struct model *m)
 			}
 			break;
 		default:	/* same range, new id: overlap */
-			r.slot = rand_id(f);
+			r.slot = rand_id(f, clean);
 			break;
 		}
 		return r;
 	}
 fresh:
 	size = rand_size(f);
-	r = mkreg(rand_id(f), 0, rand_gpa(f, size), size, rand_hva(f, size));
+	r = mkreg(rand_id(f, clean), 0, rand_gpa(f, size), size, rand_hva(f, size));
+	if (clean) {	/* a create: pick an id the layout does not use yet */
+		for (int k = 0; k < 8 && model_find_slot(m, r.slot); k++)
+			r.slot = 1 + below(f, 31);
+	}
 	if (chance(f, 20))
 		r.flags |= KVM_MEM_LOG_DIRTY_PAGES;
 	if (chance(f, 10))
 		r.flags |= KVM_MEM_READONLY;
 	p = below(f, 100);
+	if (clean && p >= 8)
+		return r;
 	if (p < 8) {			/* delete, maybe of a missing slot */
 		r.memory_size = 0;
 	} else if (p < 14) {		/* misaligned */
@@ -259,7 +274,7 @@ TEST_F_TIMEOUT(fuzz, legacy, 150)
 	diag("fuzz legacy: seed %#x (set with -s SEED or KST_SEED)",
 	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED);
 	while (budget_left(f->calls, t0)) {
-		reg_t r = gen_entry(f, &f->vm.m);
+		reg_t r = gen_entry(f, &f->vm.m, false);
 		int want = model_apply(&f->vm.m, &r, true);
 		int got = set_region_legacy(&f->vm, &r);
 
@@ -297,7 +312,8 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 	diag("fuzz batch: seed %#x (set with -s SEED or KST_SEED), cap %u",
 	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, cap);
 	while (budget_left(f->calls, t0)) {
-		uint32_t n, flags = 0, bad_idx = 0, as0;
+		uint32_t n, flags = 0, bad_idx = 0, as0, batch_as;
+		int bad_pos;
 		uint64_t reserved = 0;
 		int p = below(f, 100), want, alt = 1, got;
 		bool mixed = false, doomed = false;
@@ -311,16 +327,22 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		else
 			n = cap - 1 + below(f, 3);		/* cap-1, cap, cap+1 */
 
+		/* one address space per batch; at most one deliberately bad entry */
+		batch_as = m->nr_as > 1 && chance(f, 10) ? 1 : 0;
+		bad_pos = chance(f, 35) && n ? (int)below(f, n) : -1;
 		tmp = *m;
 		for (uint32_t i = 0; i < n; i++) {
-			if (n > 64 && chance(f, 80)) {	/* keep big batches mostly valid */
-				uint32_t id = 1 + below(f, 15);
+			if (n > 64 && (int)i != bad_pos) {	/* keep big batches valid */
+				uint32_t id = batch_as << 16 | (1 + below(f, 15));
 				const struct mslot *s = model_find_slot(&tmp, id);
 
 				e[i] = s ? mkreg(id, 0, 0, 0, 0) :
 					   mkreg(id, 0, rand_gpa(f, PAGE), PAGE, rand_hva(f, PAGE));
+			} else if ((int)i == bad_pos) {
+				e[i] = gen_entry(f, &tmp, false);
 			} else {
-				e[i] = gen_entry(f, &tmp);
+				e[i] = gen_entry(f, &tmp, true);
+				e[i].slot = batch_as << 16 | (e[i].slot & 0xffff);
 			}
 			model_apply(&tmp, &e[i], false);	/* later entries see earlier ones */
 		}

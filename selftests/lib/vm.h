@@ -156,6 +156,8 @@ struct kvm_userspace_memory_region_batch *
 batch_new(const struct kvm_userspace_memory_region2 *e, uint32_t nent,
 	  uint32_t flags, uint64_t reserved);
 int batch_ioctl(struct vm *vm, struct kvm_userspace_memory_region_batch *b);
+/* KST_EMULATE_BATCH=1: userspace stand-in, to check the suite itself */
+bool batch_emulated(void);
 struct kvm_userspace_memory_region2 mkreg(uint32_t slot, uint32_t flags,
 					  uint64_t gpa, uint64_t size, uint64_t hva);
 
