@@ -52,7 +52,7 @@ archive_uri() {
 }
 
 suite_configured() {
-	grep -rhsE "^(Suites:.*[[:space:]]$1([[:space:]]|$)|deb .*[[:space:]]$1[[:space:]])" \
+	grep -rqhsE "^(Suites:.*[[:space:]]$1([[:space:]]|$)|deb .*[[:space:]]$1[[:space:]])" \
 		/etc/apt/sources.list /etc/apt/sources.list.d/ >/dev/null
 }
 

@@ -52,8 +52,9 @@ for l in lines:
         logs[current] = []
         continue
     elif l.startswith("KB-RESULT "):
-        _, name, rc, when, cs = l.split()[:5]
-        results[name] = (rc, when, int(cs) / 100.0)
+        f = l.split() + ["", "", "", "", "0"]
+        _, name, rc, when, cs = f[:5]
+        results[name] = (rc, when, int(cs) / 100.0 if cs.isdigit() else 0.0)
         current = None
         continue
     elif l.startswith("KB-KMEMLEAK-SCAN"):
@@ -106,6 +107,13 @@ for name in planned:
 for name, why in skipped:
     entries.append({"name": name, "status": "skip", "seconds": 0.0,
                     "reason": "listed in scripts/configs/%s.skip: %s" % (branch, why)})
+fail_file = os.path.join(rd, "failures.list")
+if os.path.exists(fail_file):
+    with open(fail_file) as f:
+        for l in f:
+            if l.strip():
+                name, _, why = l.strip().partition(" ")
+                entries.append({"name": name, "status": "fail", "seconds": 0.0, "reason": why})
 for e in entries:
     n += 1
     ok = "not ok" if e["status"] == "fail" else "ok"
