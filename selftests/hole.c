@@ -29,7 +29,7 @@
 #define G0		WIN_BASE
 #define POOL_SIZE	(8 * MiB)
 #define BUDGET_S	100	/* seconds per test (-D to change) ... */
-#define BUDGET_10K_S	200	/* ... and for the 10,000 batch split/merge cycles */
+#define BUDGET_10K_S	500	/* ... and for the 10,000 batch split/merge cycles */
 #define SYS_COUNTER	(MBOX_GPA + 0x100)	/* stable write target (move mode) */
 
 enum mode { SPLIT, MOVE, RESIZE };
@@ -408,7 +408,7 @@ TEST_F_TIMEOUT(hole, legacy_resize, 150)
 	run_hole(_metadata, &self->vm, &self->c, RESIZE, false, 1000);
 }
 
-TEST_F_TIMEOUT(hole, batch_split_merge, 300)
+TEST_F_TIMEOUT(hole, batch_split_merge, 600)
 {
 	run_hole(_metadata, &self->vm, &self->c, SPLIT, true, 10000);
 }

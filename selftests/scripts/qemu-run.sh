@@ -69,8 +69,14 @@ log=${log:-$tmp/console.log}
 rc=0
 timeout --foreground "$total" qemu-system-x86_64 -accel tcg,thread=single -cpu max \
 	-smp 2 -m 2G -nographic -no-reboot -kernel "$kernel" -initrd "$tmp/initrd.cpio" \
-	-append "console=ttyS0 panic=-1 quiet $kargs" </dev/null >"$log" 2>&1 || rc=$?
+	-append "console=ttyS0 panic=-1 loglevel=6 $kargs" </dev/null >"$log" 2>&1 || rc=$?
 tr -d '\r' < "$log" | sed -n '/KST: kernel/,$p'
+splat='(WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN:|UBSAN:|possible circular locking|suspicious RCU usage|soft lockup|hung_task|rcu: INFO|self-detected stall|kernel BUG)'
+if grep -Eq "$splat" "$log"; then
+	echo "KST: kernel splat on the console:" >&2
+	grep -E -A20 "$splat" "$log" | head -60 >&2
+	splatted=1
+fi
 if ! grep -q 'KST: done' "$log"; then
 	echo "KST: HANG or crash: no 'done' marker (qemu rc $rc); console tail:" >&2
 	tail -30 "$log" >&2
@@ -79,4 +85,5 @@ fi
 if tr -d '\r' < "$log" | grep -E '^KST: exit ' | awk '$4 != 0 && $4 != 4 { bad = 1 } END { exit !bad }'; then
 	exit 1
 fi
+[ -n "${splatted:-}" ] && exit 1
 exit 0
