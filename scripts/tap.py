@@ -106,7 +106,7 @@ for name in planned:
     entries.append({"name": name, "status": status, "seconds": secs, "reason": reason})
 for name, why in skipped:
     entries.append({"name": name, "status": "skip", "seconds": 0.0,
-                    "reason": "listed in scripts/configs/%s.skip: %s" % (branch, why)})
+                    "reason": why})
 fail_file = os.path.join(rd, "failures.list")
 if os.path.exists(fail_file):
     with open(fail_file) as f:

@@ -39,7 +39,7 @@ build_selftests() {
 # The test list for a branch: scripts/testlist, then our suite's
 # selftests/TESTS (as kb/<binary>), minus scripts/configs/<branch>.skip.
 branch_testlist() {
-	local branch=$1 skip=$TOP/scripts/configs/$1.skip
+	local branch=$1 flavor=$2
 	{
 		grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist"
 		# selftests/TESTS: "binary timeout [args]", run from $KB.
@@ -48,10 +48,28 @@ branch_testlist() {
 				awk '{ b = $1; t = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print "kb/" b, t, "always", "$KB/" b, $0 }'
 		fi
 	} | while read -r name rest; do
-		if [ -f "$skip" ] && grep -q "^$name[[:space:]]" "$skip"; then
-			continue
-		fi
-		echo "$name $rest"
+		skip_reason "$branch" "$flavor" "$name" >/dev/null || echo "$name $rest"
+	done
+}
+
+# skip_reason BRANCH FLAVOR TEST: print why TEST is left out, if it is.
+skip_reason() {
+	local f
+	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$2.skip"; do
+		[ -f "$f" ] || continue
+		awk -v t="$3" -v f="$(basename "$f")" '
+			$1 == t { $1 = ""; sub(/^ +/, ""); print $0 " (" f ")"; found = 1; exit }
+			END { exit !found }' "$f" && return 0
+	done
+	return 1
+}
+
+# All the left-out tests of a branch and config, "name reason" per line.
+skipped_tests() {
+	local f
+	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$2.skip"; do
+		[ -f "$f" ] || continue
+		grep -vE '^[[:space:]]*(#|$)' "$f" | awk -v f="$(basename "$f")" '{ n = $1; $1 = ""; sub(/^ +/, ""); print n, $0 " (" f ")" }'
 	done
 }
 
@@ -67,10 +85,7 @@ make_initramfs() {
 	chmod +x "$root/init"
 	(cd "$bd/kselftest/kvm" && find . -type f -perm -u+x ! -name '*.o' ! -name '*.d' | cpio -pdm --quiet "$root/kvm")
 	[ -d "$bd/kb-selftests" ] && cp -a "$bd/kb-selftests/." "$root/kb/"
-	branch_testlist "$branch" |
-		awk -v f=$factor -v fl="$flavor" '
-			fl == "debug" && $3 ~ /,minimal$/ { next }
-			{ sub(/,minimal$/, "", $3); $2 = $2 * f; print }' >"$root/tests.list"
+	branch_testlist "$branch" "$flavor" | awk -v f=$factor '{ $2 = $2 * f; print }' >"$root/tests.list"
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$bd/initramfs.cpio.gz"
 }
 
@@ -90,13 +105,13 @@ cmd_test() {
 	build_selftests "$branch" "$flavor" "$rd"
 	make_initramfs "$branch" "$flavor"
 	cp "$bd/initramfs/tests.list" "$rd/tests.list"
-	if [ -f "$TOP/scripts/configs/$branch.skip" ]; then
-		grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/configs/$branch.skip" >"$rd/skipped.list" || true
-	fi
+	skipped_tests "$branch" "$flavor" >"$rd/skipped.list"
 	extra=$(tree_field "$branch" cmdline)
 	[ "$extra" = - ] && extra=
 	cmdline="console=ttyS0 panic=-1 loglevel=6 ${extra//,/ }"
-	total=$(awk '{ s += $2 } END { print s + 240 }' "$rd/tests.list")
+	# The VM's hard timeout: every test at its limit, capped so that a hung
+	# VM cannot eat CI's budget (KB_VM_TIMEOUT, default 40 minutes).
+	total=$(awk -v cap="${KB_VM_TIMEOUT:-2400}" '{ s += $2 } END { s += 240; print (s < cap ? s : cap) }' "$rd/tests.list")
 	log "$branch/$flavor: booting under QEMU (TCG, -cpu max, $QEMU_SMP vCPUs, $QEMU_MEM), hard timeout ${total}s"
 	t0=$(date +%s)
 	timeout --foreground -k 10 "$total" "$QEMU" \
