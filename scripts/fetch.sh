@@ -85,6 +85,11 @@ EOF
 	as_root apt-get update -qq || die "apt-get update failed after adding suite '$suite'"
 }
 
+# The versions of a package the configured archive has.
+archive_versions() {
+	apt-cache madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -u
+}
+
 deb_path() { echo "$CACHE/debs/$(tree_field "$1" package)_$(tree_field "$1" version | tr ':' '%').deb"; }
 
 # A cached .deb is reused only if it matches the checksum recorded when it
@@ -107,11 +112,11 @@ fetch_deb() {
 	rm -f "$deb" "$deb.sha256"
 	need_space "$CACHE" 1024
 	ensure_suite "$suite"
-	if ! apt-cache show "$pkg=$ver" >/dev/null 2>&1; then
+	if ! archive_versions "$pkg" | grep -qxF "$ver"; then
 		as_root apt-get update -qq || true
 	fi
-	if ! apt-cache show "$pkg=$ver" >/dev/null 2>&1; then
-		avail=$(apt-cache madison "$pkg" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -u | tr '\n' ' ')
+	if ! archive_versions "$pkg" | grep -qxF "$ver"; then
+		avail=$(archive_versions "$pkg" | tr '\n' ' ')
 		die "$branch: pinned $pkg=$ver is not in the archive any more; available: ${avail:-none}; update the version in $TREES_FILE"
 	fi
 	tmp=$(mktemp -d "$CACHE/debs/.dl.XXXXXX")
