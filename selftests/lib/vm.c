@@ -807,11 +807,10 @@ int vm_probe(struct vm *vm, int extra_holes, unsigned int *seed)
 	struct vcpu *v = &vm->vcpu[0];
 	struct kvm_regs regs;
 	int n = 0, i, guard = 0;
-	uint64_t ndone = 0;
 	static char lay[1024];
 
 	vm->nonce = vm->nonce * 1103515245u + 12345u;
-	/* fill the read entries after all writes are planned: see below */
+	/* reads of every slot's first and last page, and of its neighbours */
 	for (i = 0; i < vm->m.n; i++) {
 		const struct mslot *s = &vm->m.s[i];
 
@@ -929,9 +928,8 @@ int vm_probe(struct vm *vm, int extra_holes, unsigned int *seed)
 			return -1;
 		}
 	}
-	ndone = n;
 	model_dump(&vm->m, lay, sizeof(lay));
-	for (i = 0; i < (int)ndone; i++) {
+	for (i = 0; i < n; i++) {
 		struct probe_meta *pm = &meta[i];
 		uint32_t gpa = pe[i].gpa;
 		const char *op = pe[i].op ? "write" : "read";
