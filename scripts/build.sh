@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
 # apply and build.  Sourced by scripts/pipeline.
 
-git_ident() {
-	local n e
-	n=$(git -C "$TOP" config user.name 2>/dev/null || echo "kvm-atomic-memslots pipeline")
-	e=$(git -C "$TOP" config user.email 2>/dev/null || echo "pipeline@localhost")
-	echo "-c user.name=$n -c user.email=$e"
+# git with the project identity as committer (git am needs one; the
+# authors come from the patches).
+kb_git() {
+	GIT_COMMITTER_NAME=$(git -C "$TOP" config user.name 2>/dev/null || echo "kvm-atomic-memslots pipeline") \
+	GIT_COMMITTER_EMAIL=$(git -C "$TOP" config user.email 2>/dev/null || echo "pipeline@localhost") \
+		git "$@"
 }
 
 # apply BRANCH: git am the branch's stack onto a fresh branch from the base,
@@ -31,8 +32,7 @@ cmd_apply() {
 		[ -f "$stack/$p" ] || die "$branch: $series names $p, which is not in $stack"
 	done
 	log "$branch: git am ${#patches[@]} patch(es) from $stack"
-	# shellcheck disable=SC2046
-	if ! out=$(cd "$stack" && git -C "$src" $(git_ident) am -q --whitespace=nowarn \
+	if ! out=$(cd "$stack" && kb_git -C "$src" am -q --whitespace=nowarn \
 			"${patches[@]/#/$stack/}" 2>&1); then
 		applied=$(git -C "$src" rev-list --count "$tag..HEAD")
 		echo "$out" | grep -E '^(error|Patch failed|Applying|fatal)' >&2 || echo "$out" >&2

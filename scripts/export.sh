@@ -22,8 +22,7 @@ cmd_worktree() {
 	git -C "$src" worktree add -q -B "dev/$branch" "$wt" "$(base_tag "$branch")"
 	mapfile -t patches < <(series_patches "$branch")
 	if [ ${#patches[@]} -gt 0 ]; then
-		# shellcheck disable=SC2046
-		git -C "$wt" $(git_ident) am -q "${patches[@]/#/$stack/}"
+		kb_git -C "$wt" am -q "${patches[@]/#/$stack/}"
 	fi
 	log "$branch: work tree ready: $wt (branch dev/$branch, ${#patches[@]} patch(es))"
 }

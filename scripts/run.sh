@@ -119,8 +119,7 @@ cmd_mbox() {
 		rm -rf "$wt"
 		git -C "$(src_dir "$branch")" worktree prune
 		git -C "$(src_dir "$branch")" worktree add -q --detach "$wt" "$(base_tag "$branch")"
-		# shellcheck disable=SC2046
-		if ! git -C "$wt" $(git_ident) am -q "$out" >/dev/null 2>&1; then
+		if ! kb_git -C "$wt" am -q "$out" >/dev/null 2>&1; then
 			git -C "$wt" am --abort >/dev/null 2>&1 || true
 			git -C "$(src_dir "$branch")" worktree remove --force "$wt"
 			die "$branch: $out does not apply with git am to $(base_tag "$branch")"
