@@ -164,6 +164,22 @@ check_mbox() {
 	return $rc
 }
 
+# The series' own selftests are "if-built" in scripts/testlist (old trees do
+# not have them); on mainline, with the series applied, they must have run.
+check_series_tests_ran() {
+	local flavor=$1
+	python3 - "$(result_dir mainline "$flavor")/summary.json" "$flavor" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+want = {"minimal": ["x86/memslot_batch_test", "x86/memslot_batch_race_test"],
+        "debug": ["x86/memslot_batch_test", "x86/memslot_batch_race_test-short"]}[sys.argv[2]]
+bad = [t["name"] + ": " + t["status"] for t in s["tests"] if t["name"] in want and t["status"] != "pass"]
+missing = [w for w in want if w not in [t["name"] for t in s["tests"]]]
+print("\n".join(bad + [m + ": not in the run" for m in missing]))
+sys.exit(1 if bad or missing else 0)
+PY
+}
+
 cmd_check() {
 	local b t0 r
 	t0=$(date +%s)
@@ -193,9 +209,11 @@ cmd_check() {
 	ck "missing tool: clear error" check_missing_tool
 	ck "test kernel without /dev/kvm: clear error" check_no_kvm
 	ck "test mainline (minimal): every test passes, clean kernel log" "$TOP/scripts/pipeline" test mainline minimal
+	ck "mainline (minimal): the series' selftests ran and passed" check_series_tests_ran minimal
 	if [ "${KB_CHECK_DEBUG:-1}" = 1 ]; then
 		ck "build mainline (debug: lockdep, KASAN, kmemleak)" "$TOP/scripts/pipeline" build mainline debug
 		ck "test mainline (debug): every test passes, clean kernel log" "$TOP/scripts/pipeline" test mainline debug
+		ck "mainline (debug): the series' selftests ran and passed" check_series_tests_ran debug
 	else
 		ck_skip "debug kernel" "KB_CHECK_DEBUG=0"
 	fi
