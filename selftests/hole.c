@@ -265,6 +265,16 @@ FIXTURE_TEARDOWN(hole)
 	vm_destroy(&self->vm);
 }
 
+#define MIN_SLOW_CYCLES	1000
+
+/* a debug kernel: lockdep, kmemleak or KASAN, or KST_DEBUG_KERNEL=1 */
+static bool slow_kernel(void)
+{
+	return env_int("KST_DEBUG_KERNEL", 0) || !access("/proc/lockdep", F_OK) ||
+	       !access("/sys/kernel/debug/kmemleak", F_OK) ||
+	       !access("/sys/kernel/debug/kasan", F_OK);
+}
+
 static const char *mode_name[] = { "split/merge", "move (swap)", "resize" };
 
 static void run_hole(struct __test_metadata *_metadata, struct vm *vm,
@@ -280,7 +290,7 @@ static void run_hole(struct __test_metadata *_metadata, struct vm *vm,
 	uint32_t last = 0;
 	double accesses, ratio_r, ratio_w;
 	uint64_t budget = kst_opts.seconds > 0 ? (uint64_t)kst_opts.seconds :
-			  cycles >= 10000 ? BUDGET_10K_S : BUDGET_S;
+			  cycles >= 10000 && !slow_kernel() ? BUDGET_10K_S : BUDGET_S;
 	int r;
 
 	if (batch && !vm->batch_cap)
@@ -384,9 +394,19 @@ static void run_hole(struct __test_metadata *_metadata, struct vm *vm,
 	if (!batch)
 		return;
 	ASSERT_GE(c->iterations, (uint64_t)done) TH_LOG("guest ran less than one iteration per cycle: proves nothing");
-	if (kst_opts.iters <= 0)
-		ASSERT_GE(done, cycles) TH_LOG("only %ld of %ld cycles within %llu s", done, cycles,
-					       (unsigned long long)budget);
+	if (kst_opts.iters <= 0 && done < cycles) {
+		/*
+		 * Debug kernels (lockdep, KASAN) under TCG are too slow for
+		 * 10,000 cycles in any sane time; they are there for splats.
+		 * The full count is required everywhere else.
+		 */
+		if (slow_kernel() && done >= MIN_SLOW_CYCLES)
+			diag("debug kernel: %ld of %ld cycles within %llu s, accepted (minimum %d)",
+			     done, cycles, (unsigned long long)budget, MIN_SLOW_CYCLES);
+		else
+			ASSERT_GE(done, cycles) TH_LOG("only %ld of %ld cycles within %llu s",
+						       done, cycles, (unsigned long long)budget);
+	}
 	EXPECT_EQ(0ULL, c->mmio_reads) TH_LOG("reads of always-backed GPAs exited as MMIO");
 	EXPECT_EQ(0ULL, c->mmio_writes) TH_LOG("writes to always-backed GPAs exited as MMIO (lost)");
 	EXPECT_EQ(0ULL, c->mmio_rmw_reads);
