@@ -84,7 +84,8 @@ cmd_run() {
 	return $failed
 }
 
-# mbox BRANCH [OUT]: one git-am-able mbox for submission, with the sender's
+# mbox BRANCH [OUT]: one git-am-able mbox (OUT, and the cover letter in
+# OUT.cover) for submission, with the sender's
 # Signed-off-by added to every patch (KB_SENDER="Name <email>", default the
 # git identity of the person running it).  Stable stacks get the branch in
 # the subject prefix.  The mbox is checked with git am on a fresh base.
@@ -99,14 +100,17 @@ cmd_mbox() {
 	[ -n "$out" ] || out=$RESULTS/mbox/$branch.mbox
 	mkdir -p "$(dirname "$out")"
 	tmp=$(mktemp -d)
-	[ -f "$stack/0000-cover-letter.patch" ] && patches=(0000-cover-letter.patch "${patches[@]}")
+	# The cover letter goes to a file of its own: an mbox that starts with
+	# an empty message would stop 'git am'.
+	if [ -f "$stack/0000-cover-letter.patch" ]; then
+		cp "$stack/0000-cover-letter.patch" "$out.cover"
+		[ "$branch" = mainline ] || sed -i -e "1,/^\$/ s/^Subject: \[PATCH/Subject: [PATCH $branch/" "$out.cover"
+	fi
 	: >"$out"
 	for p in "${patches[@]}"; do
 		cp "$stack/$p" "$tmp/p"
-		if [ "$p" != 0000-cover-letter.patch ]; then
-			git interpret-trailers --in-place --if-exists addIfDifferent \
-				--trailer "Signed-off-by: $sender" "$tmp/p"
-		fi
+		git interpret-trailers --in-place --if-exists addIfDifferent \
+			--trailer "Signed-off-by: $sender" "$tmp/p"
 		if [ "$branch" != mainline ]; then
 			sed -i -e "1,/^\$/ s/^Subject: \[PATCH/Subject: [PATCH $branch/" "$tmp/p"
 		fi
@@ -127,7 +131,7 @@ cmd_mbox() {
 		git -C "$(src_dir "$branch")" worktree remove --force "$wt"
 		log "$branch: $out applies with git am"
 	fi
-	log "$branch: wrote $out ($i messages, Signed-off-by: $sender)"
+	log "$branch: wrote $out ($i patches, Signed-off-by: $sender)${out:+; cover letter: $out.cover}"
 }
 
 cmd_clean() {
