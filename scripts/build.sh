@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
 # apply and build.  Sourced by scripts/pipeline.
 
-# git with the project identity as committer (git am needs one; the
-# authors come from the patches).
+# The project identity (the repository's git config): commits made in the
+# cached trees and the patches exported from them carry it.
+project_name() { git -C "$TOP" config user.name 2>/dev/null || echo "kvm-atomic-memslots pipeline"; }
+project_email() { git -C "$TOP" config user.email 2>/dev/null || echo "pipeline@localhost"; }
+
+# git with the project identity as author and committer where git makes
+# one up (git am takes the authors from the patches).
 kb_git() {
-	GIT_COMMITTER_NAME=$(git -C "$TOP" config user.name 2>/dev/null || echo "kvm-atomic-memslots pipeline") \
-	GIT_COMMITTER_EMAIL=$(git -C "$TOP" config user.email 2>/dev/null || echo "pipeline@localhost") \
+	GIT_COMMITTER_NAME=$(project_name) GIT_COMMITTER_EMAIL=$(project_email) \
+	GIT_AUTHOR_NAME=$(project_name) GIT_AUTHOR_EMAIL=$(project_email) \
 		git "$@"
 }
 

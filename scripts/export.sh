@@ -46,7 +46,7 @@ cmd_export() {
 	find "$stack" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' -delete
 	cl=()
 	[ -f "$stack/cover-letter.txt" ] && cl=(--cover-letter)
-	git -C "$wt" format-patch -q --no-signature --zero-commit --no-numbered-files \
+	kb_git -C "$wt" format-patch -q --no-signature --zero-commit --no-numbered-files \
 		"${cl[@]}" -o "$stack" "$tag..HEAD" >/dev/null
 	if [ ${#cl[@]} -gt 0 ]; then
 		subj=$(head -n 1 "$stack/cover-letter.txt")

@@ -178,8 +178,8 @@ cmd_fetch() {
 	(
 		cd "$1" &&
 		git init -q -b kb-base &&
-		git config user.name "kvm-atomic-memslots pipeline" &&
-		git config user.email "pipeline@localhost" &&
+		git config user.name "$(project_name)" &&
+		git config user.email "$(project_email)" &&
 		git config gc.auto 0 &&
 		strip_debian_ignore &&
 		git add -A &&
