@@ -39,13 +39,22 @@ print_matrix() {
 import sys
 rows = {}
 order = []
+common = {}
 for line in open(sys.argv[1]):
     b, fl, step, cell, rc = line.rstrip("\n").split("\t")
-    key = (b, fl)
+    if fl == "-":
+        # fetch and apply are per branch: shown on each of its config rows.
+        common.setdefault(b, {})[step] = cell
+        key = (b, "minimal")
+    else:
+        key = (b, fl)
     if key not in rows:
         rows[key] = {}
         order.append(key)
     rows[key][step] = cell
+for (b, fl), r in rows.items():
+    for step, cell in common.get(b, {}).items():
+        r.setdefault(step, cell)
 steps = ["fetch", "apply", "build", "test"]
 hdr = ["branch", "config"] + ["fetch", "apply", "build", "tests (passed/failed/skipped)"]
 table = [hdr] + [[b, fl] + [rows[(b, fl)].get(s, "-") for s in steps] for b, fl in order]
