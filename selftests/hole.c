@@ -265,8 +265,8 @@ FIXTURE_TEARDOWN(hole)
 	vm_destroy(&self->vm);
 }
 
-/* On a debug kernel, a tenth of the cycles must fit the time budget. */
-#define SLOW_CYCLES_DIVISOR	10
+/* On a debug kernel, a twentieth of the cycles must fit the time budget. */
+#define SLOW_CYCLES_DIVISOR	20
 
 /* a debug kernel: lockdep, kmemleak or KASAN, or KST_DEBUG_KERNEL=1 */
 static bool slow_kernel(void)
