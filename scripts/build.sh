@@ -119,7 +119,7 @@ cmd_build() {
 		build_unlock
 		die "$branch/$flavor: kernel build failed; full log in $bd/build.log"
 	fi
-	if grep -E '^(\.\./)*(virt/kvm|arch/x86/kvm)/[^:]*:[0-9]+:[0-9]+: warning:' "$bd/build.log" >&2; then
+	if grep -E '^([^: ]*/)?(virt/kvm|arch/x86/kvm)/[^:]*:[0-9]+:[0-9]+: warning:' "$bd/build.log" >&2; then
 		build_unlock
 		die "$branch/$flavor: compiler warnings in virt/kvm or arch/x86/kvm (see above)"
 	fi

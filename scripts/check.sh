@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # check: the project's tests.  Static checks of the repository, the
 # pipeline's handling of bad input, then the whole pipeline on mainline
-# (minimal and debug kernels) with every test of scripts/testlist.
+# (minimal and debug kernels) with every test of scripts/testlist, and the
+# KVM code cross-built for arm64 and riscv64.
 # Sourced by scripts/pipeline.
 
 CHECK_PASS=0
@@ -100,6 +101,17 @@ check_checkpatch() {
 check_bad_branch() { expect_fail "unknown branch 'no-such-branch'" "$TOP/scripts/pipeline" fetch no-such-branch; }
 check_bad_verb() { expect_fail "unknown verb" "$TOP/scripts/pipeline" frobnicate; }
 check_bad_flavor() { expect_fail "unknown config flavor" "$TOP/scripts/pipeline" build mainline huge; }
+check_bad_cross_arch() { expect_fail "unknown cross arch 'sparc64'" "$TOP/scripts/pipeline" cross mainline sparc64; }
+
+# The generic KVM code the series changes, built for other architectures.
+check_cross() {
+	if [ "${KB_CHECK_CROSS:-1}" = 1 ]; then
+		ck "cross-build the KVM code of mainline for $CROSS_ARCHES (warnings are errors)" \
+			"$TOP/scripts/pipeline" cross mainline
+	else
+		ck_skip "cross-build the KVM code of mainline for $CROSS_ARCHES" "KB_CHECK_CROSS=0"
+	fi
+}
 
 # A pinned version the archive does not have: the error names what it has.
 check_gone_version() {
@@ -171,7 +183,8 @@ check_series_tests_ran() {
 	python3 - "$(result_dir mainline "$flavor")/summary.json" "$flavor" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-want = {"minimal": ["x86/memslot_batch_test", "x86/memslot_batch_race_test"],
+want = {"minimal": ["x86/memslot_batch_test", "x86/memslot_batch_race_test",
+                    "x86/memslot_batch_race_test-mmu", "x86/memslot_batch_perf_test"],
         "debug": ["x86/memslot_batch_test", "x86/memslot_batch_race_test-short"]}[sys.argv[2]]
 bad = [t["name"] + ": " + t["status"] for t in s["tests"] if t["name"] in want and t["status"] != "pass"]
 missing = [w for w in want if w not in [t["name"] for t in s["tests"]]]
@@ -193,8 +206,9 @@ cmd_check() {
 	ck "unknown branch is rejected" check_bad_branch
 	ck "unknown verb is rejected" check_bad_verb
 	ck "unknown config flavor is rejected" check_bad_flavor
+	ck "unknown cross arch is rejected" check_bad_cross_arch
 	ck "pinned version gone: error names the available versions" check_gone_version
-	echo "# mainline: fetch, apply, build, boot, test"
+	echo "# mainline: fetch, apply, cross-build, build, boot, test"
 	ck "fetch mainline" "$TOP/scripts/pipeline" fetch mainline
 	ck "truncated .deb in the cache is replaced" check_truncated_deb
 	r=0; check_full_disk >"$CACHE/check.out" 2>&1 || r=$?
@@ -202,6 +216,7 @@ cmd_check() {
 	else ck "full disk: clear error, no partial tree" check_full_disk; fi
 	ck "checkpatch --strict on every patch of every stack" check_checkpatch
 	ck "apply mainline (git am and quilt)" "$TOP/scripts/pipeline" apply mainline
+	check_cross
 	r=0; check_mbox >"$CACHE/check.out" 2>&1 || r=$?
 	if [ $r -eq 2 ]; then ck_skip "mbox mainline" "empty stack"
 	else ck "mbox mainline applies with git am and carries the sender's Signed-off-by" check_mbox; fi
