@@ -10,14 +10,15 @@ CHECK_FAIL=0
 CHECK_SKIP=0
 
 ck() {
-	local name=$1
+	local name=$1 t0
 	shift
+	t0=$(date +%s)
 	if "$@" >"$CACHE/check.out" 2>&1; then
 		CHECK_PASS=$((CHECK_PASS + 1))
-		echo "ok - $name"
+		echo "ok - $name # $(($(date +%s) - t0)) s"
 	else
 		CHECK_FAIL=$((CHECK_FAIL + 1))
-		echo "not ok - $name"
+		echo "not ok - $name # $(($(date +%s) - t0)) s"
 		sed 's/^/    /' "$CACHE/check.out" | tail -n 30
 	fi
 }
