@@ -25,6 +25,7 @@ run_step() {
 	if [ "$step" = test ] && [ -f "$(result_dir "$branch" "$flavor")/summary.json" ]; then
 		cell=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%dP/%dF/%dS%s" % (s["passed"], s["failed"], s["skipped"], " HANG" if s["hung"] else ""))' \
 			"$(result_dir "$branch" "$flavor")/summary.json")
+		[ -f "$(result_dir "$branch" "$flavor")/reused" ] && cell="$cell (reused)"
 	elif [ $rc -eq 0 ]; then
 		cell=ok
 	else

@@ -95,22 +95,34 @@ make_initramfs() {
 SPLAT_RE='(WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|unreferenced object 0x|soft lockup|hung_task|rcu: INFO|self-detected stall|DEBUG_LOCKS_WARN_ON|list_add corruption|list_del corruption|kernel BUG)'
 
 cmd_test() {
-	local branch=$1 flavor=${2:-minimal} bd rd kimg cmdline extra total rc=0 t0
+	local branch=$1 flavor=${2:-minimal} bd rd kimg cmdline extra total rc=0 t0 key
 	check_branch "$branch"
 	need_tools "$QEMU" cpio gzip python3 busybox
 	bd=$(build_dir "$branch" "$flavor")
 	kimg=$bd/arch/x86/boot/bzImage
 	[ -f "$kimg" ] || die "$branch/$flavor: no kernel at $kimg; run '$TOP/scripts/pipeline build $branch $flavor' first"
 	rd=$(result_dir "$branch" "$flavor")
-	rm -rf "$rd"
-	mkdir -p "$rd"
-	build_selftests "$branch" "$flavor" "$rd"
+	rm -rf "$rd.new"
+	mkdir -p "$rd.new"
+	build_selftests "$branch" "$flavor" "$rd.new"
 	make_initramfs "$branch" "$flavor"
-	cp "$bd/initramfs/tests.list" "$rd/tests.list"
-	skipped_tests "$branch" "$flavor" >"$rd/skipped.list"
 	extra=$(tree_field "$branch" cmdline)
 	[ "$extra" = - ] && extra=
 	cmdline="console=ttyS0 panic=-1 loglevel=6 ${extra//,/ }"
+	# Everything the boot depends on: reuse the last results if it is
+	# unchanged and they passed (never with KB_RETEST=1; check sets it).
+	key=$(test_key "$kimg" "$bd/initramfs" "$cmdline" "$rd.new")
+	if [ "${KB_RETEST:-0}" != 1 ] && results_reusable "$rd" "$key"; then
+		rm -rf "$rd.new"
+		log "$branch/$flavor: kernel, test binaries, test list and QEMU command unchanged since the passing run of $(date -r "$rd/key" '+%F %T'): results reused (KB_RETEST=1 boots anyway)"
+		touch "$rd/reused"
+		cat "$rd/results.tap"
+		return 0
+	fi
+	rm -rf "$rd"
+	mv "$rd.new" "$rd"
+	cp "$bd/initramfs/tests.list" "$rd/tests.list"
+	skipped_tests "$branch" "$flavor" >"$rd/skipped.list"
 	# The VM's hard timeout: every test at its limit, capped so that a hung
 	# VM cannot eat CI's budget (KB_VM_TIMEOUT, default 40 minutes).
 	total=$(awk -v cap="${KB_VM_TIMEOUT:-2400}" '{ s += $2 } END { s += 240; print (s < cap ? s : cap) }' "$rd/tests.list")
@@ -123,5 +135,26 @@ cmd_test() {
 		</dev/null 2>"$rd/qemu.stderr" | tee "$rd/console.log" |
 		grep --line-buffered -E '^KB-(RESULT|FATAL|BOOT)' >&2 || rc=$?
 	echo "$(($(date +%s) - t0))" >"$rd/boot-seconds"
-	python3 "$TOP/scripts/tap.py" "$rd" "$branch" "$flavor" "$SPLAT_RE"
+	python3 "$TOP/scripts/tap.py" "$rd" "$branch" "$flavor" "$SPLAT_RE" || return 1
+	echo "$key" >"$rd/key"
+}
+
+# test_key KERNEL INITRAMFS_ROOT CMDLINE RESULT_DIR: a hash of everything a
+# test boot depends on: the kernel image, every file of the initramfs (by
+# content: the test binaries, the test list, /init), the kernel command
+# line, the QEMU command and the splat pattern, and failures.list.
+test_key() {
+	{
+		sha256sum "$1" | cut -d' ' -f1
+		(cd "$2" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+		echo "$3|$QEMU|$QEMU_CPU|$QEMU_SMP|$QEMU_MEM|$SPLAT_RE|${KB_VM_TIMEOUT:-}"
+		cat "$4/failures.list" 2>/dev/null || true
+	} | sha256sum | cut -d' ' -f1
+}
+
+# results_reusable RESULT_DIR KEY: the results there came from a boot with
+# the same key, and nothing failed or hung.
+results_reusable() {
+	[ -f "$1/key" ] && [ "$(cat "$1/key")" = "$2" ] && [ -f "$1/summary.json" ] &&
+		python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(0 if s["failed"] == 0 and not s["hung"] and not s["fatal"] else 1)' "$1/summary.json"
 }
