@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # apply and build.  Sourced by scripts/pipeline.
 
 # The project identity (the repository's git config): commits made in the
@@ -17,7 +18,7 @@ kb_git() {
 # apply BRANCH: git am the branch's stack onto a fresh branch from the base,
 # then check that quilt, fed the same series file, makes the same tree.
 cmd_apply() {
-	local branch=$1 src tag stack series n=0 p applied wt qtree gtree out
+	local branch=$1 src tag stack series p applied wt qtree gtree out
 	check_branch "$branch"
 	need_tools git quilt
 	tree_ok "$branch" || die "$branch: no base tree; run '$TOP/scripts/pipeline fetch $branch' first"

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # cross: compile the KVM code for architectures the test kernels do not
 # cover (the series changes virt/kvm and include/, which every KVM
 # architecture builds), with Debian's cross compilers.  Sourced by
@@ -28,13 +29,14 @@ cross_field() {
 # compiler, assembler and linker warning of these objects, including the
 # ones from headers under include/, into an error.  Returns non-zero on
 # failure after printing the first errors and the end of the log; the
-# caller holds the build lock.
+# caller holds the build lock.  SRC and BUILD default to the branch's tree
+# and its cross build directory (bisect-build passes its own).
 cross_one() {
-	local branch=$1 arch=$2 src karch prefix bd blog t0 opt rc=0
-	src=$(src_dir "$branch")
+	local branch=$1 arch=$2 src=${3:-} bd=${4:-} karch prefix blog t0 opt rc=0
+	[ -n "$src" ] || src=$(src_dir "$branch")
 	karch=$(cross_field "$arch" karch)
 	prefix=$(cross_field "$arch" prefix)
-	bd=$(build_dir "$branch" "cross-$arch")
+	[ -n "$bd" ] || bd=$(build_dir "$branch" "cross-$arch")
 	blog=$bd/build.log
 	mkdir -p "$bd"
 	need_space "$bd" 2048

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # export: regenerate a branch's patch stack from a git work tree, so that the
 # files in patches/ (or backports/<branch>/) are exactly what
 # 'git format-patch' produces.  Sourced by scripts/pipeline.
@@ -31,7 +32,7 @@ cmd_worktree() {
 # directory and rewrite the series file.  The cover letter's subject and
 # text come from <stack>/cover-letter.txt (first line: subject).
 cmd_export() {
-	local branch=$1 wt=${2:-} stack series tag n cl subj
+	local branch=$1 wt=${2:-} stack series tag n cl subj p
 	check_branch "$branch"
 	[ -n "$wt" ] || wt=$(work_dir "$branch")
 	git -C "$wt" rev-parse --git-dir >/dev/null 2>&1 || die "$branch: $wt is not a git tree"
@@ -60,6 +61,8 @@ text = text.replace("*** BLURB HERE ***", body, 1)
 open(path, "w").write(text)
 PY
 	fi
-	(cd "$stack" && ls [0-9][0-9][0-9][0-9]-*.patch | grep -v '^0000-cover-letter') >"$series"
+	for p in "$stack"/[0-9][0-9][0-9][0-9]-*.patch; do
+		[ "${p##*/}" = 0000-cover-letter.patch ] || echo "${p##*/}"
+	done >"$series"
 	log "$branch: exported $n patch(es) to $stack, series in $series"
 }

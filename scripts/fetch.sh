@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # deps and fetch: install what the pipeline needs, and turn a pinned
 # linux-source-X.Y package into a git tree whose first commit is the base.
 # Sourced by scripts/pipeline.
@@ -38,7 +39,7 @@ cmd_deps() {
 archive_uri() {
 	local f
 	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] && [ "$f" != "$APT_SOURCES" ] || continue
+		{ [ -f "$f" ] && [ "$f" != "$APT_SOURCES" ]; } || continue
 		awk '
 			/^URIs:/ { u = $2 }
 			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i !~ /-security$/) s = 1 }
@@ -113,7 +114,10 @@ fetch_deb() {
 	need_space "$CACHE" 1024
 	ensure_suite "$suite"
 	if ! archive_versions "$pkg" | grep -qxF "$ver"; then
-		as_root apt-get update -qq || true
+		# The package lists may be old: refresh them, and say so if that
+		# fails rather than calling the version gone.
+		as_root apt-get update -qq >"$CACHE/apt-update.log" 2>&1 ||
+			die "$branch: apt-get update failed, so whether $pkg=$ver is in the archive is unknown: $(grep -m 1 -E '^(E|W|Err):' "$CACHE/apt-update.log" || tail -n 1 "$CACHE/apt-update.log")"
 	fi
 	if ! archive_versions "$pkg" | grep -qxF "$ver"; then
 		avail=$(archive_versions "$pkg" | tr '\n' ' ')

@@ -1,27 +1,46 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # Shared helpers for the pipeline scripts.  Sourced, never executed.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREES_FILE=${KB_TREES:-$TOP/trees}
 CACHE=${KB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvm-atomic-memslots}
 RESULTS=${KB_RESULTS:-$CACHE/results}
+# shellcheck disable=SC2034 # used by the scripts that source this one
 JOBS=${KB_JOBS:-$(($(nproc) + 1))}
 
 die() { echo "error: $*" >&2; exit 1; }
 log() { echo "==> $*" >&2; }
 
-# Kernel builds must not run two at a time on a 2-core machine: every
-# kernel make in this project (and any helper working in the cache) takes
-# this lock.
+# Kernel builds must not run two at a time on a 2-core machine, and the
+# steps that rewrite the shared cache (fetch, apply, clean, worktree, mbox)
+# must not run under a build: all of them take this lock.  It nests: a
+# process that holds it (or whose parent pipeline does: KB_LOCK_HELD) does
+# not wait for itself.
+LOCK_DEPTH=0
 build_lock() {
+	if [ "$LOCK_DEPTH" -gt 0 ] || [ "${KB_LOCK_HELD:-}" = "$CACHE" ]; then
+		LOCK_DEPTH=$((LOCK_DEPTH + 1))
+		return 0
+	fi
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/build.lock"
 	if ! flock -n 9; then
-		log "waiting for another kernel build to finish ($CACHE/build.lock)"
+		log "waiting for another kernel build or cache update to finish ($CACHE/build.lock)"
 		flock 9
 	fi
+	LOCK_DEPTH=1
+	export KB_LOCK_HELD=$CACHE
 }
-build_unlock() { exec 9>&-; }
+build_unlock() {
+	[ "$LOCK_DEPTH" -gt 0 ] || return 0
+	LOCK_DEPTH=$((LOCK_DEPTH - 1))
+	[ "$LOCK_DEPTH" -eq 0 ] || return 0
+	if [ "${KB_LOCK_HELD:-}" = "$CACHE" ] && { : >&9; } 2>/dev/null; then
+		exec 9>&-
+		unset KB_LOCK_HELD
+	fi
+}
 
 # tree_field BRANCH FIELD: print one column of the trees table.
 # Fields: branch package version suite stack cmdline

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # test: build the tree's KVM selftests and our suite, pack them into an
 # initramfs, boot the built kernel under QEMU (TCG, nested SVM) and turn the
 # serial console into TAP + JSON.  Sourced by scripts/pipeline.
@@ -36,20 +37,34 @@ build_selftests() {
 	build_unlock
 }
 
+# has_stack BRANCH: the branch's patch stack is not empty.
+has_stack() { [ -n "$(series_patches "$1")" ]; }
+
 # The test list for a branch: scripts/testlist, then our suite's
-# selftests/TESTS (as kb/<binary>), minus scripts/configs/<branch>.skip.
+# selftests/TESTS (as kb/<binary>), minus scripts/configs/<branch>.skip and,
+# on a branch without a stack, minus the series' tests and the negative
+# controls ("series" and "xfail=..." rows, see scripts/tap.py).
 branch_testlist() {
-	local branch=$1 flavor=$2
+	local branch=$1 flavor=$2 tier=${KB_TIER:-quick} named
+	case $tier in quick | full | long) ;; *) die "unknown tier '$tier' (quick, full or long)" ;; esac
+	named=$(grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist" | awk '{ printf "%s ", $1 }')
 	{
 		grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist"
-		# selftests/TESTS: "binary timeout [args]", run from $KB.
+		# selftests/TESTS: "binary timeout [args]", run from $KB; in both
+		# tiers, or only in the full one if scripts/testlist has rows of
+		# that name (they stand for it in the quick tier).
 		if [ -f "$TOP/selftests/TESTS" ]; then
 			grep -vE '^[[:space:]]*(#|$)' "$TOP/selftests/TESTS" |
-				awk '{ b = $1; t = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print "kb/" b, t, "always", "$KB/" b, $0 }'
+				awk -v named=" $named" '{
+					b = $1; t = $2; $1 = ""; $2 = ""; sub(/^ +/, "")
+					print "kb/" b, t, (index(named, " kb/" b " ") ? "full" : "all"), "always", "$KB/" b, $0 }'
 		fi
-	} | while read -r name rest; do
-		skip_reason "$branch" "$flavor" "$name" >/dev/null || echo "$name $rest"
-	done
+	} | awk -v tier="$tier" '$5 != "-" && ($3 == "all" || $3 == tier || (tier == "long" && $3 == "full")) { $3 = ""; print }' |
+		while read -r name timeout when rest; do
+			skip_reason "$branch" "$flavor" "$name" >/dev/null && continue
+			case $when in series | xfail*) has_stack "$branch" || continue ;; esac
+			echo "$name $timeout $when $rest"
+		done
 }
 
 # skip_reason BRANCH FLAVOR TEST: print why TEST is left out, if it is.
@@ -71,6 +86,9 @@ skipped_tests() {
 		[ -f "$f" ] || continue
 		grep -vE '^[[:space:]]*(#|$)' "$f" | awk -v f="$(basename "$f")" '{ n = $1; $1 = ""; sub(/^ +/, ""); print n, $0 " (" f ")" }'
 	done
+	has_stack "$1" && return 0
+	grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist" |
+		awk '($4 == "series" || $4 ~ /^xfail/) && !seen[$1]++ { print $1, "no stack on this branch: a test of the series or a negative control" }'
 }
 
 make_initramfs() {
@@ -83,6 +101,9 @@ make_initramfs() {
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$TOP/scripts/guest-init" "$root/init"
 	chmod +x "$root/init"
+	# KB_SEED: the seed of the suite's random tests (KST_SEED in the guest;
+	# without it each binary uses its fixed default).
+	[ -z "${KB_SEED:-}" ] || echo "$KB_SEED" >"$root/seed"
 	(cd "$bd/kselftest/kvm" && find . -type f -perm -u+x ! -name '*.o' ! -name '*.d' | cpio -pdm --quiet "$root/kvm")
 	[ -d "$bd/kb-selftests" ] && cp -a "$bd/kb-selftests/." "$root/kb/"
 	# KB_TESTS: an extended regex; only the tests whose names match run.
@@ -111,7 +132,7 @@ cmd_test() {
 	cmdline="console=ttyS0 panic=-1 loglevel=6 ${extra//,/ }"
 	# Everything the boot depends on: reuse the last results if it is
 	# unchanged and they passed (never with KB_RETEST=1; check sets it).
-	key=$(test_key "$kimg" "$bd/initramfs" "$cmdline" "$rd.new")
+	key=$(test_key "$kimg" "$bd/initramfs" "$cmdline" "$rd.new" "$(has_stack "$branch" && echo stack)")
 	if [ "${KB_RETEST:-0}" != 1 ] && results_reusable "$rd" "$key"; then
 		rm -rf "$rd.new"
 		log "$branch/$flavor: kernel, test binaries, test list and QEMU command unchanged since the passing run of $(date -r "$rd/key" '+%F %T'): results reused (KB_RETEST=1 boots anyway)"
@@ -122,32 +143,42 @@ cmd_test() {
 	rm -rf "$rd"
 	mv "$rd.new" "$rd"
 	cp "$bd/initramfs/tests.list" "$rd/tests.list"
+	echo "${KB_TIER:-quick}" >"$rd/tier"
 	skipped_tests "$branch" "$flavor" >"$rd/skipped.list"
 	# The VM's hard timeout: every test at its limit, capped so that a hung
 	# VM cannot eat CI's budget (KB_VM_TIMEOUT, default 40 minutes).
 	total=$(awk -v cap="${KB_VM_TIMEOUT:-2400}" '{ s += $2 } END { s += 240; print (s < cap ? s : cap) }' "$rd/tests.list")
 	log "$branch/$flavor: booting under QEMU (TCG, -cpu max, $QEMU_SMP vCPUs, $QEMU_MEM), hard timeout ${total}s"
 	t0=$(date +%s)
-	timeout --foreground -k 10 "$total" "$QEMU" \
-		-accel tcg,thread=single -cpu "$QEMU_CPU" -smp "$QEMU_SMP" -m "$QEMU_MEM" \
-		-display none -monitor none -serial stdio -no-reboot \
-		-kernel "$kimg" -initrd "$bd/initramfs.cpio.gz" -append "$cmdline" \
-		</dev/null 2>"$rd/qemu.stderr" | tee "$rd/console.log" |
-		grep --line-buffered -E '^KB-(RESULT|FATAL|BOOT)' >&2 || rc=$?
+	# QEMU's own exit status goes to qemu-rc (124: killed at the timeout);
+	# tap.py reads it.  The grep only echoes progress.
+	{
+		timeout --foreground -k 10 "$total" "$QEMU" \
+			-accel tcg,thread=single -cpu "$QEMU_CPU" -smp "$QEMU_SMP" -m "$QEMU_MEM" \
+			-display none -monitor none -serial stdio -no-reboot \
+			-kernel "$kimg" -initrd "$bd/initramfs.cpio.gz" -append "$cmdline" \
+			</dev/null 2>"$rd/qemu.stderr" || rc=$?
+		echo "$rc" >"$rd/qemu-rc"
+	} | tee "$rd/console.log" | { grep --line-buffered -E '^KB-(RESULT|FATAL|BOOT)' >&2 || true; }
 	echo "$(($(date +%s) - t0))" >"$rd/boot-seconds"
-	python3 "$TOP/scripts/tap.py" "$rd" "$branch" "$flavor" "$SPLAT_RE" || return 1
+	[ "$(cat "$rd/qemu-rc")" = 0 ] || log "$branch/$flavor: QEMU exited with status $(cat "$rd/qemu-rc")"
+	python3 "$TOP/scripts/tap.py" "$rd" "$branch" "$flavor" "$SPLAT_RE" \
+		"$(has_stack "$branch" && echo 1 || echo 0)" || return 1
 	echo "$key" >"$rd/key"
 }
 
 # test_key KERNEL INITRAMFS_ROOT CMDLINE RESULT_DIR: a hash of everything a
 # test boot depends on: the kernel image, every file of the initramfs (by
 # content: the test binaries, the test list, /init), the kernel command
-# line, the QEMU command and the splat pattern, and failures.list.
+# line, the QEMU command and version, the splat pattern, the TAP parser,
+# whether the branch has a stack, and failures.list.
 test_key() {
 	{
 		sha256sum "$1" | cut -d' ' -f1
 		(cd "$2" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-		echo "$3|$QEMU|$QEMU_CPU|$QEMU_SMP|$QEMU_MEM|$SPLAT_RE|${KB_VM_TIMEOUT:-}"
+		echo "$3|$QEMU|$QEMU_CPU|$QEMU_SMP|$QEMU_MEM|$SPLAT_RE|${KB_VM_TIMEOUT:-}|$5"
+		"$QEMU" --version | head -n 1
+		sha256sum "$TOP/scripts/tap.py" | cut -d' ' -f1
 		cat "$4/failures.list" 2>/dev/null || true
 	} | sha256sum | cut -d' ' -f1
 }
