@@ -44,8 +44,8 @@ has_stack() { [ -n "$(series_patches "$1")" ]; }
 # selftests/TESTS (as kb/<binary>), minus scripts/configs/<branch>.skip and,
 # on a branch without a stack, minus the series' tests and the negative
 # controls ("series" and "xfail=..." rows, see scripts/tap.py).
-branch_testlist() {
-	local branch=$1 flavor=$2 tier=${KB_TIER:-quick} named
+tier_rows() {
+	local tier=${KB_TIER:-quick} named
 	case $tier in quick | full | long) ;; *) die "unknown tier '$tier' (quick, full or long)" ;; esac
 	named=$(grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist" | awk '{ printf "%s ", $1 }')
 	{
@@ -59,7 +59,13 @@ branch_testlist() {
 					b = $1; t = $2; $1 = ""; $2 = ""; sub(/^ +/, "")
 					print "kb/" b, t, (index(named, " kb/" b " ") ? "full" : "all"), "always", "$KB/" b, $0 }'
 		fi
-	} | awk -v tier="$tier" '$5 != "-" && ($3 == "all" || $3 == tier || (tier == "long" && $3 == "full")) { $3 = ""; print }' |
+	} | awk -v tier="$tier" '$5 != "-" && ($3 == "all" || $3 == tier || (tier == "long" && $3 == "full")) { $3 = ""; print }'
+}
+
+# The test list of a branch and config: tier_rows minus the left-out tests.
+branch_testlist() {
+	local branch=$1 flavor=$2
+	tier_rows |
 		while read -r name timeout when rest; do
 			skip_reason "$branch" "$flavor" "$name" >/dev/null && continue
 			case $when in series | xfail*) has_stack "$branch" || continue ;; esac
@@ -79,16 +85,19 @@ skip_reason() {
 	return 1
 }
 
-# All the left-out tests of a branch and config, "name reason" per line.
+# All the left-out tests of a branch and config (of the tests of its tier),
+# "name reason" per line.
 skipped_tests() {
-	local f
+	local f names
+	names=" $(tier_rows | awk '{ printf "%s ", $1 }')"
+	{
 	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$2.skip"; do
 		[ -f "$f" ] || continue
 		grep -vE '^[[:space:]]*(#|$)' "$f" | awk -v f="$(basename "$f")" '{ n = $1; $1 = ""; sub(/^ +/, ""); print n, $0 " (" f ")" }'
-	done
-	has_stack "$1" && return 0
-	grep -vE '^[[:space:]]*(#|$)' "$TOP/scripts/testlist" |
-		awk '($4 == "series" || $4 ~ /^xfail/) && !seen[$1]++ { print $1, "no stack on this branch: a test of the series or a negative control" }'
+	done | awk -v names="$names" 'index(names, " " $1 " ")'
+	has_stack "$1" ||
+		tier_rows | awk '$3 == "series" || $3 ~ /^xfail/ { print $1, "no stack on this branch: a test of the series or a negative control" }'
+	} | awk '!seen[$1]++'
 }
 
 make_initramfs() {

@@ -15,9 +15,12 @@
  *	cap - 1 / cap / cap + 1, bad header flags/reserved, mixed address
  *	spaces, and "doomed" batches that delete the system slot before a bad
  *	entry (the guest could not run the next probe if that leaked).
- *	The errno must be the model's (E2BIG above the cap, EINVAL for a bad
- *	header or mixed address spaces) and the layout must match the model
- *	after every call: unchanged on any error.
+ *	The errno must be the model's and the layout must match the model
+ *	after every call: unchanged on any error. The header is checked in
+ *	the documented order: flags/reserved (EINVAL), then nent 0 (success,
+ *	nothing done), then nent above the cap (E2BIG); then the entries in
+ *	order, as KVM_SET_USER_MEMORY_REGION2 calls (see model_entry()), an
+ *	entry in another address space than the first failing with EINVAL.
  *
  * After every call: the guest layout probe and the dirty-log id check.
  * Seed: fixed by default, printed; -s SEED or KST_SEED. Bounded by
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "kselftest_harness.h"
@@ -45,6 +49,7 @@ struct fz {
 	uint64_t rng;
 	uint64_t pool, none;
 	unsigned int pseed;
+	bool gmem;		/* REGION2 takes KVM_MEM_GUEST_MEMFD on this VM */
 	/* stats */
 	unsigned long calls, ok, errs[5];	/* EINVAL EEXIST E2BIG EFAULT other */
 };
@@ -185,10 +190,76 @@ fresh:
 		case 2: r.userspace_addr = 0xffff800000000000ULL + below(f, 1 << 20) * PAGE; break;
 		default: r.userspace_addr = (1ULL << 57) + below(f, 1 << 20) * PAGE; break;
 		}
-	} else if (p < 24) {		/* unknown flags */
+	} else if (p < 24) {		/* unknown flags (bit 2: GUEST_MEMFD) */
 		r.flags |= 1u << (2 + below(f, 30));
+		r.guest_memfd = f->vm.fd;	/* not a guest_memfd */
 	}
 	return r;
+}
+
+/*
+ * Whether KVM_SET_USER_MEMORY_REGION2 takes KVM_MEM_GUEST_MEMFD on this VM.
+ * If it does, a create with that flag on a free range gets as far as binding
+ * the guest_memfd, and a file descriptor that is not open fails there with
+ * EBADF; if it does not, the flag is refused with EINVAL (ENOTTY without the
+ * ioctl). Nothing is created either way.
+ */
+static bool gmem_flag_accepted(struct vm *vm, uint64_t hva)
+{
+	reg_t r = mkreg(1, KVM_MEM_GUEST_MEMFD, WIN_BASE, PAGE, hva);
+
+	r.guest_memfd = ~0u;
+	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION2, &r) && errno == EBADF;
+}
+
+/*
+ * model_apply() for a batch entry, which means what it means to
+ * KVM_SET_USER_MEMORY_REGION2. model_apply() follows
+ * KVM_SET_USER_MEMORY_REGION, the ioctl the legacy mode checks it against,
+ * which refuses every flag but LOG_DIRTY_PAGES and READONLY before anything
+ * else. REGION2 takes KVM_MEM_GUEST_MEMFD too where the VM has guest_memfd
+ * (f->gmem): check_memory_region_flags() then refuses LOG_DIRTY_PAGES and
+ * READONLY with it, the layout-independent checks follow, a change to an
+ * existing slot is EINVAL (guest_memfd slots are immutable), a create that
+ * overlaps is EEXIST and only then is the guest_memfd bound: the VM fd that
+ * gen_entry() puts there is no guest_memfd, EINVAL.
+ */
+static int model_entry(const struct fz *f, struct model *m, const reg_t *r,
+		       bool dry_run)
+{
+	reg_t plain = *r;
+	int ret;
+
+	if (!f->gmem || !(r->flags & KVM_MEM_GUEST_MEMFD))
+		return model_apply(m, r, dry_run);
+	if (r->flags & ~KVM_MEM_GUEST_MEMFD)
+		return -EINVAL;
+	plain.flags = 0;
+	if (!r->memory_size)		/* a delete: the flags do not matter */
+		return model_apply(m, &plain, dry_run);
+	ret = model_apply(m, &plain, true);
+	if (ret == -EEXIST && model_find_slot(m, r->slot))
+		return -EINVAL;		/* a move: refused before the overlap check */
+	return ret ? ret : -EINVAL;	/* EINVAL: existing slot, or the binding */
+}
+
+/* model_apply_batch() with model_entry() */
+static int model_batch(const struct fz *f, struct model *m, const reg_t *e,
+		       uint32_t n, uint32_t *bad_idx)
+{
+	static struct model tmp;
+	int r;
+
+	tmp = *m;
+	for (uint32_t i = 0; i < n; i++) {
+		r = model_entry(f, &tmp, &e[i], false);
+		if (r) {
+			*bad_idx = i;
+			return r;
+		}
+	}
+	*m = tmp;
+	return 0;
 }
 
 static int errno_slot(int e)
@@ -233,6 +304,8 @@ FIXTURE_SETUP(fuzz)
 	vm_add_pool(&f->vm, none, NONE_SIZE, false);
 	f->rng = (kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED) * 0x9e3779b97f4a7c15ULL + 1;
 	f->pseed = 7;
+	/* the userspace stand-in makes KVM_SET_USER_MEMORY_REGION calls */
+	f->gmem = !batch_emulated() && gmem_flag_accepted(&f->vm, f->pool);
 }
 
 FIXTURE_TEARDOWN(fuzz)
@@ -309,8 +382,9 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		SKIP(return, "KVM_CAP_USER_MEMORY_REGION_BATCH is 0: kernel without the batch ioctl");
 	e = calloc(cap + 2, sizeof(*e));
 	ASSERT_NE(NULL, e);
-	diag("fuzz batch: seed %#x (set with -s SEED or KST_SEED), cap %u",
-	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, cap);
+	diag("fuzz batch: seed %#x (set with -s SEED or KST_SEED), cap %u, GUEST_MEMFD flag %s",
+	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, cap,
+	     f->gmem ? "taken" : "refused");
 	while (budget_left(f->calls, t0)) {
 		uint32_t n, flags = 0, bad_idx = 0, as0, batch_as;
 		int bad_pos;
@@ -344,7 +418,7 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 				e[i] = gen_entry(f, &tmp, true);
 				e[i].slot = batch_as << 16 | (e[i].slot & 0xffff);
 			}
-			model_apply(&tmp, &e[i], false);	/* later entries see earlier ones */
+			model_entry(f, &tmp, &e[i], false);	/* later entries see earlier ones */
 		}
 		if (n >= 2 && chance(f, 4)) {		/* doomed: system slot deleted, then a bad entry */
 			e[0] = mkreg(SYS_SLOT, 0, 0, 0, 0);
@@ -356,9 +430,9 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		if (chance(f, 3))
 			reserved = 1ULL << below(f, 64);
 
-		/* what must happen */
+		/* what must happen: the entries, in order */
 		tmp = *m;
-		want = model_apply_batch(&tmp, e, n, &bad_idx);
+		want = model_batch(f, &tmp, e, n, &bad_idx);
 		as0 = n ? e[0].slot >> 16 : 0;
 		for (uint32_t i = 0; i < n && !mixed; i++)
 			if (e[i].slot >> 16 != as0) {
@@ -368,20 +442,17 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 			}
 		if (mixed)
 			want = -EINVAL;
-		if (flags || reserved) {
-			alt = 1;
-			want = -EINVAL;
-		}
-		if (n > cap) {
-			alt = (flags || reserved) ? -EINVAL : 1;
-			want = -E2BIG;
-		}
-		if (n == 0 && !flags && !reserved)
-			want = 0;
-		if (n == 0 && (flags || reserved))
-			alt = 0;	/* header check vs nent == 0: either order */
 		if (doomed && !want)
 			want = -EINVAL;	/* cannot happen: the last entry is misaligned */
+		/* the header first, in the documented order, and exactly */
+		if (flags || reserved || n == 0 || n > cap)
+			alt = 1;
+		if (flags || reserved)
+			want = -EINVAL;
+		else if (n == 0)
+			want = 0;
+		else if (n > cap)
+			want = -E2BIG;
 
 		got = set_region_batch(&f->vm, e, n, flags, reserved);
 		f->calls++;

@@ -337,12 +337,13 @@ static int emu_batch(struct vm *vm, struct kvm_userspace_memory_region_batch *ub
 
 	if (safe_copy(&hdr, ub, sizeof(hdr)))
 		return -EFAULT;
-	if (hdr.nent > EMU_CAP)
-		return -E2BIG;
+	/* the documented order: flags/reserved, nent 0, E2BIG */
 	if (hdr.flags || hdr.reserved)
 		return -EINVAL;
 	if (!hdr.nent)
 		return 0;
+	if (hdr.nent > EMU_CAP)
+		return -E2BIG;
 	sz = hdr.nent * sizeof(*e);
 	e = malloc(sz);
 	if (safe_copy(e, ub->entries, sz)) {
