@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # check: the project's tests.  Static checks of the repository, the
 # pipeline's handling of bad input, then the whole pipeline on mainline
 # (minimal and debug kernels) with every test of scripts/testlist, and the
@@ -100,6 +101,122 @@ check_checkpatch() {
 }
 
 check_bad_branch() { expect_fail "unknown branch 'no-such-branch'" "$TOP/scripts/pipeline" fetch no-such-branch; }
+
+# An unknown branch anywhere in run's list stops the run before any step
+# (it used to drop that branch and the ones after it, and exit 0).
+check_bad_branch_in_list() {
+	local t rc=0
+	t=$(mktemp -d)
+	KB_CACHE=$t timeout 60 "$TOP/scripts/pipeline" run mainline no-such-branch 7.2.y >"$t/out" 2>&1 && rc=1
+	grep -q "^error: unknown branch 'no-such-branch'" "$t/out" || rc=1
+	! grep -qv "^error: unknown branch 'no-such-branch'" "$t/out" ||
+		{ echo "the run went on after the bad name:"; rc=1; }
+	cat "$t/out"
+	rm -rf "$t"
+	return $rc
+}
+
+# Lint every script (sourced ones included) with shellcheck.
+check_shellcheck() {
+	shellcheck -x -P "$TOP/scripts" "$TOP/scripts/pipeline" "$TOP"/scripts/*.sh \
+		"$TOP/scripts/guest-init" "$TOP/.ci/run"
+}
+
+# A test step that dies before it boots is FAILED in the matrix, even when
+# an earlier run left passing results for the same branch and config.
+check_matrix_stale() (
+	t=$(mktemp -d)
+	trap 'rm -rf "$t"' EXIT
+	# shellcheck disable=SC2030 # the subshell's own results directory
+	RESULTS=$t/results RUN_DIR=$t/run MATRIX=$t/run/matrix.tsv
+	mkdir -p "$RESULTS/mainline-minimal" "$RUN_DIR"
+	echo '{"passed": 19, "failed": 0, "skipped": 0, "hung": false, "tests": [], "splats": []}' \
+		>"$RESULTS/mainline-minimal/summary.json"
+	touch -d '1 hour ago' "$RESULTS/mainline-minimal/summary.json"
+	KB_PIPELINE=false run_step mainline test minimal 2>/dev/null && { echo "a failed step returned 0"; exit 1; }
+	cut -f1-4 "$MATRIX"
+	[ "$(cut -f4 "$MATRIX")" = FAILED ] || { echo "matrix cell is not FAILED"; exit 1; }
+)
+
+# apt-get update failing is said as such, not as "version gone".
+check_apt_update_failure() {
+	local t rc=0
+	t=$(mktemp -d /tmp/kb-check-apt.XXXXXX) && [ -d "$t" ] || return 1
+	# Stand-ins for apt-get and apt-cache, first in PATH for this command
+	# only; neither ever runs the real tools' update.
+	mkdir -p "$t/fakebin"
+	cat >"$t/fakebin/apt-cache" <<'EOF'
+#!/bin/sh
+[ "$1" = madison ] && exit 0
+exec /usr/bin/apt-cache "$@"
+EOF
+	cat >"$t/fakebin/apt-get" <<'EOF'
+#!/bin/sh
+echo "E: Failed to fetch (simulated)" >&2
+exit 100
+EOF
+	chmod +x "$t/fakebin/apt-cache" "$t/fakebin/apt-get"
+	PATH=$t/fakebin:$PATH KB_CACHE=$t/cache expect_fail "apt-get update failed.*simulated" \
+		"$TOP/scripts/pipeline" fetch mainline || rc=1
+	rm -rf "$t"
+	return $rc
+}
+
+# The verbs that rewrite the shared cache wait for the build lock.
+check_lock() {
+	local t v rc=0
+	t=$(mktemp -d)
+	mkdir -p "$t/cache"
+	flock "$t/cache/build.lock" sleep 8 &
+	sleep 1
+	for v in fetch apply worktree mbox clean; do
+		KB_CACHE=$t/cache KB_SENDER="Lock Check <lock@localhost>" timeout 1 \
+			"$TOP/scripts/pipeline" "$v" mainline >"$t/out" 2>&1 && rc=1
+		grep -q "waiting for another kernel build" "$t/out" || {
+			echo "$v did not wait for the build lock:"
+			cat "$t/out"
+			rc=1
+		}
+	done
+	wait
+	rm -rf "$t"
+	return $rc
+}
+
+# The reuse key changes with the QEMU version and with the TAP parser.
+check_reuse_key() (
+	t=$(mktemp -d)
+	trap 'rm -rf "$t"' EXIT
+	mkdir -p "$t/root" "$t/rd"
+	echo k >"$t/kernel"
+	printf '#!/bin/sh
+echo "QEMU emulator version 7.2.0"
+' >"$t/qemu-a"
+	printf '#!/bin/sh
+echo "QEMU emulator version 8.1.0"
+' >"$t/qemu-b"
+	chmod +x "$t/qemu-a" "$t/qemu-b"
+	a=$(QEMU=$t/qemu-a test_key "$t/kernel" "$t/root" cmd "$t/rd" stack)
+	b=$(QEMU=$t/qemu-b test_key "$t/kernel" "$t/root" cmd "$t/rd" stack)
+	[ "$a" != "$b" ] || { echo "same key for two QEMU versions"; exit 1; }
+	c=$(QEMU=$t/qemu-a test_key "$t/kernel" "$t/root" cmd "$t/rd" "")
+	[ "$a" != "$c" ] || { echo "same key with and without a stack"; exit 1; }
+	cp "$TOP/scripts/tap.py" "$t/tap.py"
+	echo "# changed" >>"$TOP/scripts/tap.py"
+	d=$(QEMU=$t/qemu-a test_key "$t/kernel" "$t/root" cmd "$t/rd" stack)
+	cp "$t/tap.py" "$TOP/scripts/tap.py"
+	[ "$a" != "$d" ] || { echo "same key after tap.py changed"; exit 1; }
+)
+
+# The debug kernel has the detectors SPLAT_RE looks for.
+check_debug_detectors() {
+	local bd opt rc=0
+	bd=$(build_dir mainline debug)
+	for opt in CONFIG_DETECT_HUNG_TASK CONFIG_SOFTLOCKUP_DETECTOR CONFIG_PROVE_LOCKING CONFIG_KASAN CONFIG_DEBUG_KMEMLEAK; do
+		grep -q "^$opt=y" "$bd/.config" || { echo "$opt is not set in $bd/.config"; rc=1; }
+	done
+	return $rc
+}
 check_bad_verb() { expect_fail "unknown verb" "$TOP/scripts/pipeline" frobnicate; }
 check_bad_flavor() { expect_fail "unknown config flavor" "$TOP/scripts/pipeline" build mainline huge; }
 check_bad_cross_arch() { expect_fail "unknown cross arch 'sparc64'" "$TOP/scripts/pipeline" cross mainline sparc64; }
@@ -166,47 +283,53 @@ check_no_kvm() {
 	KB_QEMU_CPU=max,-svm,-vmx expect_fail "no /dev/kvm" "$TOP/scripts/pipeline" test mainline
 }
 
-check_mbox() {
-	local t rc=0
-	[ -n "$(series_patches mainline)" ] || return 2
-	t=$(mktemp -d)
-	KB_SENDER="Pipeline Check <check@localhost>" "$TOP/scripts/pipeline" mbox mainline "$t/m.mbox" || rc=1
-	[ "$(grep -c '^Signed-off-by: Pipeline Check <check@localhost>' "$t/m.mbox")" -eq \
-		"$(series_patches mainline | wc -l)" ] || { echo "sender Signed-off-by missing"; rc=1; }
-	rm -rf "$t"
-	return $rc
-}
+# The mainline thread and its round trip: check_mail_branch (scripts/mail.sh).
+check_mbox() { check_mail_branch mainline; }
 
-# The series' own selftests are "if-built" in scripts/testlist (old trees do
-# not have them); on mainline, with the series applied, they must have run.
+# On mainline, with the series applied, the series' tests must have run and
+# passed, and the negative controls must have failed as they should: every
+# "series" and "xfail" row of scripts/testlist in that tier and config.
 check_series_tests_ran() {
 	local flavor=$1
-	python3 - "$(result_dir mainline "$flavor")/summary.json" "$flavor" <<'PY'
+	python3 - "$(result_dir mainline "$flavor")/summary.json" "$(build_dir mainline "$flavor")/initramfs/tests.list" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-want = {"minimal": ["x86/memslot_batch_test", "x86/memslot_batch_race_test",
-                    "x86/memslot_batch_race_test-mmu", "x86/memslot_batch_perf_test"],
-        "debug": ["x86/memslot_batch_test", "x86/memslot_batch_race_test-short"]}[sys.argv[2]]
-bad = [t["name"] + ": " + t["status"] for t in s["tests"] if t["name"] in want and t["status"] != "pass"]
-missing = [w for w in want if w not in [t["name"] for t in s["tests"]]]
-print("\n".join(bad + [m + ": not in the run" for m in missing]))
-sys.exit(1 if bad or missing else 0)
+want = {}
+for l in open(sys.argv[2]):
+    f = l.split()
+    if len(f) > 2 and (f[2] == "series" or f[2].startswith("xfail")):
+        want[f[0]] = "xfail" if f[2].startswith("xfail") else "pass"
+got = {t["name"]: t["status"] for t in s["tests"]}
+bad = ["%s: %s, want %s" % (n, got.get(n, "not in the run"), w) for n, w in want.items() if got.get(n) != w]
+print("\n".join(bad) or "%d series tests and negative controls: %s" % (len(want), ", ".join(want)))
+sys.exit(1 if bad or not want else 0)
 PY
 }
 
 cmd_check() {
 	local b t0 r
 	t0=$(date +%s)
-	# check always boots: never reuse the results of an earlier run.
-	export KB_RETEST=1
+	# check always boots (never reuses the results of an earlier run), with
+	# the full test tier and a new seed for the suite's random tests.
+	export KB_RETEST=1 KB_TIER=full
+	export KB_SEED=${KB_SEED:-0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')}
+	echo "# the suite's random tests use KST_SEED=$KB_SEED (KB_SEED=$KB_SEED reruns them the same)"
 	cmd_deps
+	apt_install shellcheck
 	mkdir -p "$CACHE"
 	echo "# static checks"
 	ck "scripts parse (bash -n, py_compile)" check_scripts_parse
+	ck "shellcheck scripts/ and .ci/run" check_shellcheck
+	ck "tap.py: all-skip binaries, failed cases, stack rules, negative controls, glued splats" \
+		python3 "$TOP/scripts/tests/test_tap.py"
 	ck "trees table: 6 columns and a stack directory per branch" check_trees_table
 	ck "series files match the patch files" check_series
 	echo "# bad input"
 	ck "unknown branch is rejected" check_bad_branch
+	ck "unknown branch in run's list stops the run before any step" check_bad_branch_in_list
+	ck "a test step that failed is FAILED in the matrix despite older passing results" check_matrix_stale
+	ck "the reuse key covers the QEMU version, the TAP parser and the stack" check_reuse_key
+	ck "fetch, apply, worktree, mbox and clean wait for the build lock" check_lock
 	ck "unknown verb is rejected" check_bad_verb
 	ck "unknown config flavor is rejected" check_bad_flavor
 	ck "unknown cross arch is rejected" check_bad_cross_arch
@@ -214,27 +337,48 @@ cmd_check() {
 	echo "# mainline: fetch, apply, cross-build, build, boot, test"
 	ck "fetch mainline" "$TOP/scripts/pipeline" fetch mainline
 	ck "truncated .deb in the cache is replaced" check_truncated_deb
+	ck "apt-get update failure: said so, not 'version gone'" check_apt_update_failure
 	r=0; check_full_disk >"$CACHE/check.out" 2>&1 || r=$?
 	if [ $r -eq 2 ]; then ck_skip "full disk: clear error" "cannot mount a tmpfs here"
 	else ck "full disk: clear error, no partial tree" check_full_disk; fi
-	ck "checkpatch --strict on every patch of every stack" check_checkpatch
 	ck "apply mainline (git am and quilt)" "$TOP/scripts/pipeline" apply mainline
 	check_cross
-	r=0; check_mbox >"$CACHE/check.out" 2>&1 || r=$?
-	if [ $r -eq 2 ]; then ck_skip "mbox mainline" "empty stack"
-	else ck "mbox mainline applies with git am and carries the sender's Signed-off-by" check_mbox; fi
+	if has_stack mainline; then
+		ck "mbox: no sender identity, or not \"Name <email>\": a clear error" check_mail_sender
+		ck "mbox mainline: one thread (b4 prep/send -o, To/Cc from the tree's get_maintainer.pl + MAINTAINERS-snippet), b4 am and git am of it = kb/mainline" check_mbox
+	else
+		ck_skip "mbox mainline" "empty stack"
+	fi
+	for b in $(all_branches); do
+		if [ "$b" = mainline ] || ! has_stack "$b"; then continue; fi
+		# Every stack, statically: its base tree, git am and quilt, its
+		# mails; checkpatch below uses its own tree.
+		ck "fetch $b" "$TOP/scripts/pipeline" fetch "$b"
+		ck "apply $b (git am and quilt)" "$TOP/scripts/pipeline" apply "$b"
+		ck "mbox $b: one thread, b4 am and git am of it = kb/$b" check_mail_branch "$b"
+	done
+	ck "checkpatch --strict on every patch of every stack" check_checkpatch
+	ck "every stack's mails: threads, Message-Ids, unfolded headers, subjects, base-commit, stable format (scripts/check-mails.py)" check_mails
 	ck "build mainline (minimal)" "$TOP/scripts/pipeline" build mainline minimal
+	if [ "${KB_CHECK_BISECT:-1}" = 1 ]; then
+		ck "every patch of mainline builds on its own (x86_64, cross arches)" \
+			"$TOP/scripts/pipeline" bisect-build mainline
+	else
+		ck_skip "every patch of mainline builds on its own" "KB_CHECK_BISECT=0"
+	fi
 	ck "missing tool: clear error" check_missing_tool
 	ck "test kernel without /dev/kvm: clear error" check_no_kvm
 	ck "test mainline (minimal): every test passes, clean kernel log" "$TOP/scripts/pipeline" test mainline minimal
-	ck "mainline (minimal): the series' selftests ran and passed" check_series_tests_ran minimal
+	ck "mainline (minimal): the series' tests passed, the negative controls failed" check_series_tests_ran minimal
 	if [ "${KB_CHECK_DEBUG:-1}" = 1 ]; then
 		ck "build mainline (debug: lockdep, KASAN, kmemleak)" "$TOP/scripts/pipeline" build mainline debug
+		ck "debug kernel: hung-task and soft-lockup detectors, lockdep, KASAN, kmemleak" check_debug_detectors
 		ck "test mainline (debug): every test passes, clean kernel log" "$TOP/scripts/pipeline" test mainline debug
-		ck "mainline (debug): the series' selftests ran and passed" check_series_tests_ran debug
+		ck "mainline (debug): the series' tests passed, the negative controls failed" check_series_tests_ran debug
 	else
 		ck_skip "debug kernel" "KB_CHECK_DEBUG=0"
 	fi
+	# shellcheck disable=SC2031 # not the subshell's RESULTS
 	echo "# per-test results: $RESULTS/mainline-*/results.tap"
 	echo "check took $(($(date +%s) - t0)) s"
 	echo "check: $CHECK_PASS passed, $CHECK_FAIL failed, $CHECK_SKIP skipped"

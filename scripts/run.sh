@@ -1,48 +1,68 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # run (the main job: every step for some branches, then a matrix), mbox
 # (submission mboxes) and clean.  Sourced by scripts/pipeline.
 
+# The branches of a 'run' command line, checked before anything runs: an
+# unknown name stops the whole run.
 expand_branches() {
 	local b
-	if [ $# -eq 0 ]; then
-		echo mainline
-		return
-	fi
 	for b in "$@"; do
-		if [ "$b" = all ]; then all_branches; else check_branch "$b" && echo "$b"; fi
+		[ "$b" = all ] || check_branch "$b"
 	done
+	[ $# -gt 0 ] || set -- mainline
+	for b in "$@"; do
+		if [ "$b" = all ]; then all_branches; else echo "$b"; fi
+	done | awk '!seen[$0]++'
 }
 
 # One cell of the matrix: run a step as its own pipeline process (so that
-# 'set -e' holds inside it) and record its result; the next branch still runs.
+# 'set -e' holds inside it), log it to the run directory and record its
+# result; the next branch still runs.  A step that failed is FAILED in the
+# matrix whatever results an earlier run left behind, and test counts are
+# shown only from results this step wrote.
 run_step() {
-	local branch=$1 step=$2 flavor=$3 t0 rc=0 cell
+	local branch=$1 step=$2 flavor=$3 t0 rc cell rd steplog
 	t0=$(date +%s)
+	steplog=$RUN_DIR/$branch${flavor:+-$flavor}-$step.log
+	[ "$flavor" = - ] && steplog=$RUN_DIR/$branch-$step.log
 	case $step in
-	fetch | apply) "$TOP/scripts/pipeline" "$step" "$branch" || rc=$? ;;
-	build | test) "$TOP/scripts/pipeline" "$step" "$branch" "$flavor" || rc=$? ;;
+	fetch | apply) set -- "$step" "$branch" ;;
+	build | test) set -- "$step" "$branch" "$flavor" ;;
 	esac
-	if [ "$step" = test ] && [ -f "$(result_dir "$branch" "$flavor")/summary.json" ]; then
-		cell=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%dP/%dF/%dS%s" % (s["passed"], s["failed"], s["skipped"], " HANG" if s["hung"] else ""))' \
-			"$(result_dir "$branch" "$flavor")/summary.json")
-		[ -f "$(result_dir "$branch" "$flavor")/reused" ] && cell="$cell (reused)"
-	elif [ $rc -eq 0 ]; then
-		cell=ok
-	else
-		cell=FAILED
+	{
+		if "${KB_PIPELINE:-$TOP/scripts/pipeline}" "$@"; then echo 0 >"$steplog.rc"; else echo $? >"$steplog.rc"; fi
+	} 2>&1 | tee "$steplog" >&2
+	rc=$(cat "$steplog.rc")
+	rm -f "$steplog.rc"
+	rd=$(result_dir "$branch" "$flavor")
+	cell=ok
+	[ "$rc" -eq 0 ] || cell=FAILED
+	if [ "$step" = apply ] && [ "$rc" -eq 0 ] && ! has_stack "$branch"; then
+		cell="no stack"
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\n' "$branch" "$flavor" "$step" "$cell $(($(date +%s) - t0))s" "$rc" >>"$MATRIX"
-	return $rc
+	if [ "$step" = test ] && [ -f "$rd/summary.json" ] &&
+		{ [ "$(stat -c %Y "$rd/summary.json")" -ge "$t0" ] || [ "$(stat -c %Y "$rd/reused" 2>/dev/null || echo 0)" -ge "$t0" ]; }; then
+		cell=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%dP/%dF/%dS%s" % (s["passed"], s["failed"], s["skipped"], " HANG" if s["hung"] else ""))' \
+			"$rd/summary.json")
+		[ "$(stat -c %Y "$rd/reused" 2>/dev/null || echo 0)" -ge "$t0" ] && cell="$cell (reused)"
+		[ "$rc" -eq 0 ] || cell="FAILED $cell"
+		cp "$rd/summary.json" "$RUN_DIR/$branch-$flavor-summary.json"
+		cp "$rd/results.tap" "$RUN_DIR/$branch-$flavor-results.tap" 2>/dev/null || true
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$branch" "$flavor" "$step" "$cell" "$(($(date +%s) - t0))" "$rc" >>"$MATRIX"
+	return "$rc"
 }
 
 print_matrix() {
-	python3 - "$MATRIX" <<'PY'
+	python3 - "$1" <<'PY'
 import sys
 rows = {}
 order = []
 common = {}
 for line in open(sys.argv[1]):
-    b, fl, step, cell, rc = line.rstrip("\n").split("\t")
+    b, fl, step, cell, secs, rc = line.rstrip("\n").split("\t")
+    cell = "%s %ss" % (cell, secs)
     if fl == "-":
         # fetch and apply are per branch: shown on each of its config rows.
         common.setdefault(b, {})[step] = cell
@@ -67,82 +87,69 @@ for i, r in enumerate(table):
 PY
 }
 
-# run [--debug] [BRANCH...|all]: fetch, apply, build and test each branch
-# (minimal config; with --debug also the debug config), then the matrix.
+# run [--debug] [--full] [BRANCH...|all]: fetch, apply, build and test each
+# branch (minimal config; with --debug also the debug config; the quick
+# test tier, or with --full the full one), then the matrix.  Each run gets a
+# directory $RESULTS/runs/<time>/ with a log per step, the TAP and summary
+# of each boot and a metadata.json (scripts/metadata.py).
 cmd_run() {
-	local flavors=(minimal) branches b fl failed=0 t0
-	if [ "${1:-}" = --debug ]; then
-		flavors=(minimal debug)
+	local flavors=(minimal) branches=() b fl failed=0 t0
+	KB_TIER=quick
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--debug) flavors=(minimal debug) ;;
+		--full) KB_TIER=full ;;
+		--long) KB_TIER=long ;;
+		-*) die "unknown option '$1' for run (--debug, --full)" ;;
+		*) break ;;
+		esac
 		shift
-	fi
+	done
+	export KB_TIER
+	# Checked here first: 'die' in the process substitution below would
+	# only end a subshell.
+	expand_branches "$@" >/dev/null
 	mapfile -t branches < <(expand_branches "$@")
-	[ ${#branches[@]} -gt 0 ] || exit 1
+	[ ${#branches[@]} -gt 0 ] || die "no branch to run"
 	cmd_deps
-	mkdir -p "$RESULTS"
-	MATRIX=$RESULTS/matrix.tsv
+	RUN_DIR=$RESULTS/runs/$(date -u +%Y%m%dT%H%M%SZ)-$$
+	mkdir -p "$RUN_DIR"
+	MATRIX=$RUN_DIR/matrix.tsv
 	: >"$MATRIX"
 	t0=$(date +%s)
 	for b in "${branches[@]}"; do
-		run_step "$b" fetch - && run_step "$b" apply - || { failed=1; continue; }
+		if ! { run_step "$b" fetch - && run_step "$b" apply -; }; then
+			failed=1
+			continue
+		fi
 		for fl in "${flavors[@]}"; do
 			run_step "$b" build "$fl" && run_step "$b" test "$fl" || failed=1
 		done
 	done
+	python3 "$TOP/scripts/metadata.py" write "$RUN_DIR" "$TOP" "$CACHE" "$KB_TIER" "$(($(date +%s) - t0))" >&2 ||
+		failed=1
+	ln -sfn "$(basename "$RUN_DIR")" "$RESULTS/runs/latest"
 	echo
-	echo "Matrix ($(($(date +%s) - t0)) s; results under $RESULTS):"
-	print_matrix
+	echo "Matrix ($(($(date +%s) - t0)) s, tier $KB_TIER; logs and metadata.json in $RUN_DIR):"
+	print_matrix "$MATRIX"
 	return $failed
 }
 
-# mbox BRANCH [OUT]: one git-am-able mbox (OUT, and the cover letter in
-# OUT.cover) for submission, with the sender's
-# Signed-off-by added to every patch (KB_SENDER="Name <email>", default the
-# git identity of the person running it).  Stable stacks get the branch in
-# the subject prefix.  The mbox is checked with git am on a fresh base.
-cmd_mbox() {
-	local branch=$1 out=${2:-} stack sender tmp p i=0 wt
-	check_branch "$branch"
-	stack=$(stack_dir "$branch")
-	mapfile -t patches < <(series_patches "$branch")
-	[ ${#patches[@]} -gt 0 ] || die "$branch: the stack is empty, nothing to send"
-	sender=${KB_SENDER:-$(git config user.name) <$(git config user.email)>}
-	[ "$sender" != " <>" ] || die "no sender identity: set KB_SENDER=\"Name <email>\" or git config user.name/user.email"
-	[ -n "$out" ] || out=$RESULTS/mbox/$branch.mbox
-	mkdir -p "$(dirname "$out")"
-	tmp=$(mktemp -d)
-	# The cover letter goes to a file of its own: an mbox that starts with
-	# an empty message would stop 'git am'.
-	if [ -f "$stack/0000-cover-letter.patch" ]; then
-		cp "$stack/0000-cover-letter.patch" "$out.cover"
-		[ "$branch" = mainline ] || sed -i -e "1,/^\$/ s/^Subject: \[PATCH/Subject: [PATCH $branch/" "$out.cover"
-	fi
-	: >"$out"
-	for p in "${patches[@]}"; do
-		cp "$stack/$p" "$tmp/p"
-		git interpret-trailers --in-place --if-exists addIfDifferent \
-			--trailer "Signed-off-by: $sender" "$tmp/p"
-		if [ "$branch" != mainline ]; then
-			sed -i -e "1,/^\$/ s/^Subject: \[PATCH/Subject: [PATCH $branch/" "$tmp/p"
-		fi
-		cat "$tmp/p" >>"$out"
-		i=$((i + 1))
-	done
-	rm -rf "$tmp"
-	if tree_ok "$branch"; then
-		wt=$CACHE/mbox-check/$branch
-		rm -rf "$wt"
-		git -C "$(src_dir "$branch")" worktree prune
-		git -C "$(src_dir "$branch")" worktree add -q --detach "$wt" "$(base_tag "$branch")"
-		if ! kb_git -C "$wt" am -q "$out" >/dev/null 2>&1; then
-			git -C "$wt" am --abort >/dev/null 2>&1 || true
-			git -C "$(src_dir "$branch")" worktree remove --force "$wt"
-			die "$branch: $out does not apply with git am to $(base_tag "$branch")"
-		fi
-		git -C "$(src_dir "$branch")" worktree remove --force "$wt"
-		log "$branch: $out applies with git am"
-	fi
-	log "$branch: wrote $out ($i patches, Signed-off-by: $sender)${out:+; cover letter: $out.cover}"
+# long [BRANCH...|all]: the long tier (README.md, "Tiers"): 'run' with the
+# long test list on the minimal and debug kernels, then every patch of each
+# branch's stack built on its own.  Default: every branch.
+cmd_long() {
+	local b failed=0
+	[ $# -gt 0 ] || set -- all
+	cmd_run --long --debug "$@" || failed=1
+	while read -r b; do
+		has_stack "$b" || continue
+		"$TOP/scripts/pipeline" bisect-build "$b" || failed=1
+	done < <(expand_branches "$@")
+	return $failed
 }
+
+# mbox BRANCH [OUT] (cmd_mbox) lives in scripts/mail.sh.
 
 cmd_clean() {
 	log "removing build dirs and results under $CACHE (trees, .debs and ccache are kept)"
