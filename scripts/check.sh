@@ -89,8 +89,10 @@ check_checkpatch() {
 		src=$(src_dir "$b")
 		[ -x "$src/scripts/checkpatch.pl" ] || src=$(src_dir mainline)
 		for p in $(series_patches "$b"); do
-			if ! (cd "$src" && perl scripts/checkpatch.pl --strict -q --ignore FILE_PATH_CHANGES \
-					"$(stack_dir "$b")/$p") >"$CACHE/checkpatch.out" 2>&1; then
+			# Debian's python3 first: its ply and git run the SPDX check.
+			if ! (cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict -q --ignore FILE_PATH_CHANGES \
+					"$(stack_dir "$b")/$p") >"$CACHE/checkpatch.out" 2>&1 ||
+				[ -s "$CACHE/checkpatch.out" ]; then
 				echo "$b/$p:"
 				cat "$CACHE/checkpatch.out"
 				bad=1
@@ -315,7 +317,9 @@ cmd_check() {
 	export KB_SEED=${KB_SEED:-0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')}
 	echo "# the suite's random tests use KST_SEED=$KB_SEED (KB_SEED=$KB_SEED reruns them the same)"
 	cmd_deps
-	apt_install shellcheck
+	# The linter for the scripts; python3-ply and python3-git for the SPDX
+	# check that checkpatch.pl runs through scripts/spdxcheck.py.
+	apt_install shellcheck python3-ply python3-git
 	mkdir -p "$CACHE"
 	echo "# static checks"
 	ck "scripts parse (bash -n, py_compile)" check_scripts_parse
