@@ -11,8 +11,9 @@
  *	default here (fetches from a hole hung 6.1 test VMs): KST_LEGACY_EXEC=1.
  *	KST_HOLE_EXPECT_ATOMIC=1 applies the batch's assertions to the legacy
  *	calls: the pipeline runs that as a negative control that must fail.
- * Every mode: the guest must have made progress while some updates were in
- *	flight (a guest that only ran between updates proves nothing).
+ * Every mode: the guest must have made progress while at least one in
+ *	twenty updates was in flight (one that only ran between them proves
+ *	nothing).
  * batch_*: the same cycles, each direction one KVM_SET_USER_MEMORY_REGION_BATCH.
  *	Every GPA is backed before and after each batch, so any MMIO exit,
  *	internal error, lost write or wrong value fails the test.
@@ -406,9 +407,14 @@ static void run_hole(struct __test_metadata *_metadata, struct vm *vm,
 	}
 	/*
 	 * A guest that only ran between updates says nothing about the
-	 * window: it must have run while some of them were in flight.
+	 * window: it must have run while at least one in twenty of them was
+	 * in flight (measured under TCG, 2026-11-30: 23 to 99 % of the
+	 * updates, legacy and batch).  Not fatal, so that the checks below
+	 * report too.
 	 */
-	ASSERT_LT(0, busy_updates) TH_LOG("the guest never ran while an update was in flight");
+	EXPECT_LE(nupd, (uint64_t)busy_updates * 20)
+		TH_LOG("the guest ran during %ld of %llu updates only",
+		       busy_updates, (unsigned long long)nupd);
 	/*
 	 * KST_HOLE_EXPECT_ATOMIC=1 holds the legacy calls to the batch's
 	 * promise: the pipeline's negative control, which must fail.
