@@ -99,7 +99,8 @@ kconfig() {
 cmd_build() {
 	local branch=$1 flavor=${2:-minimal} src bd t0 rc
 	check_branch "$branch"
-	case $flavor in minimal | debug) ;; *) die "unknown config flavor '$flavor' (minimal or debug)" ;; esac
+	case $flavor in minimal | debug | shadow) ;; *) die "unknown flavor '$flavor' (minimal, debug or shadow)" ;; esac
+	flavor=$(flavor_config "$flavor")
 	need_tools make gcc ccache flex bison bc
 	src=$(src_dir "$branch")
 	[ -d "$src/.git" ] || die "$branch: no tree; run '$TOP/scripts/pipeline fetch $branch' first"

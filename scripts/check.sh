@@ -374,6 +374,15 @@ cmd_check() {
 	ck "test kernel without /dev/kvm: clear error" check_no_kvm
 	ck "test mainline (minimal): every test passes, clean kernel log" "$TOP/scripts/pipeline" test mainline minimal
 	ck "mainline (minimal): the series' tests passed, the negative controls failed" check_series_tests_ran minimal
+	if [ "${KB_CHECK_SHADOW:-1}" = 1 ]; then
+		# The quick tier: the series' tests at reduced counts, the
+		# controls and the suite, under the shadow MMU.
+		ck "test mainline (shadow paging, quick tier): every test passes, clean kernel log" \
+			env KB_TIER=quick "$TOP/scripts/pipeline" test mainline shadow
+		ck "mainline (shadow paging): the series' tests passed, the negative controls failed" check_series_tests_ran shadow
+	else
+		ck_skip "shadow-paging boot" "KB_CHECK_SHADOW=0"
+	fi
 	if [ "${KB_CHECK_DEBUG:-1}" = 1 ]; then
 		ck "build mainline (debug: lockdep, KASAN, kmemleak)" "$TOP/scripts/pipeline" build mainline debug
 		ck "debug kernel: hung-task and soft-lockup detectors, lockdep, KASAN, kmemleak" check_debug_detectors

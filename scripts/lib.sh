@@ -80,7 +80,12 @@ series_patches() {
 # The git tag of a branch's pristine base ("~" is not allowed in tags).
 base_tag() { echo "base/$1/$(tree_field "$1" version | tr '~:' '_.')"; }
 src_dir() { echo "$CACHE/src/$1"; }
-build_dir() { echo "$CACHE/build/$1-$2"; }
+# A flavor is a kernel config (minimal, debug) or a boot variant of one:
+# "shadow" is the minimal kernel booted with shadow paging (no NPT/EPT), the
+# MMU that 5.10.y always runs under our test VM.
+flavor_config() { case $1 in shadow) echo minimal ;; *) echo "$1" ;; esac; }
+flavor_cmdline() { case $1 in shadow) echo "kvm_amd.npt=0 kvm_intel.ept=0" ;; esac; }
+build_dir() { echo "$CACHE/build/$1-$(flavor_config "$2")"; }
 result_dir() { echo "$RESULTS/$1-$2"; }
 
 need_tools() {

@@ -87,8 +87,9 @@ for i, r in enumerate(table):
 PY
 }
 
-# run [--debug] [--full] [BRANCH...|all]: fetch, apply, build and test each
-# branch (minimal config; with --debug also the debug config; the quick
+# run [--debug] [--shadow] [--full] [BRANCH...|all]: fetch, apply, build and
+# test each branch (minimal config; with --debug also the debug config, with
+# --shadow also the minimal kernel booted with shadow paging; the quick
 # test tier, or with --full the full one), then the matrix.  Each run gets a
 # directory $RESULTS/runs/<time>/ with a log per step, the TAP and summary
 # of each boot and a metadata.json (scripts/metadata.py).
@@ -97,10 +98,11 @@ cmd_run() {
 	KB_TIER=quick
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--debug) flavors=(minimal debug) ;;
+		--debug) flavors+=(debug) ;;
+		--shadow) flavors+=(shadow) ;;
 		--full) KB_TIER=full ;;
 		--long) KB_TIER=long ;;
-		-*) die "unknown option '$1' for run (--debug, --full)" ;;
+		-*) die "unknown option '$1' for run (--debug, --shadow, --full, --long)" ;;
 		*) break ;;
 		esac
 		shift
@@ -136,12 +138,12 @@ cmd_run() {
 }
 
 # long [BRANCH...|all]: the long tier (README.md, "Tiers"): 'run' with the
-# long test list on the minimal and debug kernels, then every patch of each
-# branch's stack built on its own.  Default: every branch.
+# long test list on the minimal, debug and shadow-paging boots, then every
+# patch of each branch's stack built on its own.  Default: every branch.
 cmd_long() {
 	local b failed=0
 	[ $# -gt 0 ] || set -- all
-	cmd_run --long --debug "$@" || failed=1
+	cmd_run --long --debug --shadow "$@" || failed=1
 	while read -r b; do
 		has_stack "$b" || continue
 		"$TOP/scripts/pipeline" bisect-build "$b" || failed=1

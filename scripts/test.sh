@@ -129,16 +129,20 @@ cmd_test() {
 	check_branch "$branch"
 	need_tools "$QEMU" cpio gzip python3 busybox
 	bd=$(build_dir "$branch" "$flavor")
-	kimg=$bd/arch/x86/boot/bzImage
+	# KB_KERNEL: boot another kernel image with this branch's tests, e.g.
+	# an older version of the series (results in <result dir>-<image name>).
+	kimg=${KB_KERNEL:-$bd/arch/x86/boot/bzImage}
 	[ -f "$kimg" ] || die "$branch/$flavor: no kernel at $kimg; run '$TOP/scripts/pipeline build $branch $flavor' first"
-	rd=$(result_dir "$branch" "$flavor")
+	rd=$(result_dir "$branch" "$flavor")${KB_KERNEL:+-$(basename "$KB_KERNEL")}
 	rm -rf "$rd.new"
 	mkdir -p "$rd.new"
 	build_selftests "$branch" "$flavor" "$rd.new"
 	make_initramfs "$branch" "$flavor"
 	extra=$(tree_field "$branch" cmdline)
 	[ "$extra" = - ] && extra=
-	cmdline="console=ttyS0 panic=-1 loglevel=6 ${extra//,/ }"
+	# The forced emulation prefix lets tests make KVM emulate an instruction.
+	cmdline="console=ttyS0 panic=-1 loglevel=6 kvm.force_emulation_prefix=1 ${extra//,/ } $(flavor_cmdline "$flavor")"
+	cmdline=${cmdline% }
 	# Everything the boot depends on: reuse the last results if it is
 	# unchanged and they passed (never with KB_RETEST=1; check sets it).
 	key=$(test_key "$kimg" "$bd/initramfs" "$cmdline" "$rd.new" "$(has_stack "$branch" && echo stack)")
