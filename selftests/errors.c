@@ -8,7 +8,8 @@
  *	as the legacy ioctl" checkable on each branch.
  * batch_*: the same table inside batches (bad entry first, last, alone),
  *	the header (flags, reserved, nent 0, capability limit, E2BIG, EFAULT)
- *	and the documented order of its checks, mixed and unknown address
+ *	and the documented order of its checks, entries with non-zero
+ *	padding (EINVAL, checked first), mixed and unknown address
  *	spaces, overlaps inside one batch, sequential semantics (each entry
  *	sees the layout of the previous ones), the KVM_SET_USER_MEMORY_REGION2
  *	order of a guest_memfd entry's checks, and dirty bits carried over a
@@ -494,6 +495,42 @@ TEST_F(errors, batch_overlap_within)
 	CHECK_LAYOUT("overlap between two new entries");
 	EXPECT_EQ(-EEXIST, set_region_batch(&self->vm, moved, 2, 0, 0));
 	CHECK_LAYOUT("move onto a slot created in the same batch");
+}
+
+/*
+ * An entry's pad1 and pad2 must be zero (EINVAL), checked before anything
+ * else of the entry; KVM_SET_USER_MEMORY_REGION2 ignores them, the batch
+ * keeps them for new fields.  Would catch a batch that ignores them too.
+ */
+TEST_F(errors, batch_entry_padding)
+{
+	uint64_t h = self->h, X = WIN_BASE + 8 * MiB;
+	reg_t e[2] = {
+		mkreg(5, 0, X, MiB, h + 8 * MiB),
+		mkreg(6, 0, X + 2 * MiB, MiB, h + 10 * MiB),
+	};
+
+	NEED_BATCH();
+	for (unsigned int i = 0; i <= 14; i++) {
+		reg_t bad[2] = { e[0], e[1] };
+
+		/* pad1, then each word of pad2, in the second entry */
+		if (i == 0)
+			bad[1].pad1 = 1;
+		else
+			bad[1].pad2[i - 1] = 1ULL << (i * 4);
+		EXPECT_EQ(-EINVAL, set_region_batch(&self->vm, bad, 2, 0, 0))
+			TH_LOG("padding word %u", i);
+		CHECK_LAYOUT("non-zero padding");
+	}
+	/* before the other checks: an overlapping entry still gets EINVAL */
+	e[1] = mkreg(6, 0, WIN_BASE, MiB, h + 10 * MiB);
+	e[1].pad2[13] = 1;
+	EXPECT_EQ(-EINVAL, set_region_batch(&self->vm, e, 2, 0, 0));
+	CHECK_LAYOUT("non-zero padding in an overlapping entry");
+	e[1].pad2[13] = 0;
+	EXPECT_EQ(-EEXIST, set_region_batch(&self->vm, e, 2, 0, 0));
+	CHECK_LAYOUT("overlapping entry");
 }
 
 /* each entry is validated against the layout left by the previous ones */
