@@ -452,19 +452,27 @@ TEST_F(errors, batch_address_spaces)
 	};
 
 	NEED_BATCH();
-	EXPECT_EQ(-EINVAL, set_region_batch(&self->vm, mixed, 2, 0, 0));
-	CHECK_LAYOUT("mixed address spaces");
-	/* mixed, with the AS1 entry first */
-	{
-		reg_t rev[2] = { mixed[1], mixed[0] };
-
-		EXPECT_EQ(-EINVAL, set_region_batch(&self->vm, rev, 2, 0, 0));
-		CHECK_LAYOUT("mixed address spaces, reversed");
-	}
 	EXPECT_EQ(-EINVAL, set_region_batch(&self->vm, as2, 2, 0, 0));
 	CHECK_LAYOUT("unknown address space");
 	if (self->vm.m.nr_as < 2)
 		return;
+	/* both address spaces in one batch, either order, all or nothing */
+	ASSERT_EQ(0, set_region_batch(&self->vm, mixed, 2, 0, 0));
+	ASSERT_EQ(0, model_apply_batch(&self->vm.m, mixed, 2, NULL));
+	CHECK_LAYOUT("mixed address spaces");
+	{
+		reg_t undo[2] = { mixed[1], mixed[0] }, bad[2];
+
+		undo[0].memory_size = undo[1].memory_size = 0;
+		/* an AS0 delete, then an AS1 entry that overlaps in AS1 */
+		bad[0] = undo[1];
+		bad[1] = mkreg(1u << 16 | 7, 0, WIN_BASE + 8 * MiB, MiB, h);
+		EXPECT_EQ(-EEXIST, set_region_batch(&self->vm, bad, 2, 0, 0));
+		CHECK_LAYOUT("mixed address spaces, failing");
+		ASSERT_EQ(0, set_region_batch(&self->vm, undo, 2, 0, 0));
+		ASSERT_EQ(0, model_apply_batch(&self->vm.m, undo, 2, NULL));
+		CHECK_LAYOUT("mixed address spaces, reversed");
+	}
 	/* a batch entirely in AS1 is fine and leaves AS0 alone */
 	ASSERT_EQ(0, set_region_batch(&self->vm, as1, 2, 0, 0));
 	ASSERT_EQ(0, model_apply_batch(&self->vm.m, as1, 2, NULL));

@@ -12,15 +12,15 @@
  *	(errno and layout) on the unpatched kernel, so the model the batch
  *	mode relies on is itself verified on every branch.
  * batch: random batches of 0..8 entries, some of 16..64, some of
- *	cap - 1 / cap / cap + 1, bad header flags/reserved, mixed address
- *	spaces, and "doomed" batches that delete the system slot before a bad
+ *	cap - 1 / cap / cap + 1, bad header flags/reserved, entries in both
+ *	address spaces, non-zero padding, and "doomed" batches that delete the system slot before a bad
  *	entry (the guest could not run the next probe if that leaked).
  *	The errno must be the model's and the layout must match the model
  *	after every call: unchanged on any error. The header is checked in
  *	the documented order: flags/reserved (EINVAL), then nent 0 (success,
  *	nothing done), then nent above the cap (E2BIG); then the entries in
- *	order, as KVM_SET_USER_MEMORY_REGION2 calls (see model_entry()), an
- *	entry in another address space than the first failing with EINVAL.
+ *	order, as KVM_SET_USER_MEMORY_REGION2 calls (see model_entry()), with
+ *	non-zero padding in an entry failing it with EINVAL first.
  *
  * After every call: the guest layout probe and the dirty-log id check.
  * Seed: fixed by default, printed; -s SEED or KST_SEED. Bounded by
@@ -252,7 +252,7 @@ static int model_batch(const struct fz *f, struct model *m, const reg_t *e,
 
 	tmp = *m;
 	for (uint32_t i = 0; i < n; i++) {
-		r = model_entry(f, &tmp, &e[i], false);
+		r = entry_padding(&e[i]) ? -EINVAL : model_entry(f, &tmp, &e[i], false);
 		if (r) {
 			*bad_idx = i;
 			return r;
@@ -276,10 +276,11 @@ static int errno_slot(int e)
 static void dump_entries(const reg_t *e, uint32_t n)
 {
 	for (uint32_t i = 0; i < n && i < 80; i++)
-		diag("  [%u] slot %#x flags %#x gpa %#llx size %#llx hva %#llx", i,
+		diag("  [%u] slot %#x flags %#x gpa %#llx size %#llx hva %#llx%s", i,
 		     e[i].slot, e[i].flags, (unsigned long long)e[i].guest_phys_addr,
 		     (unsigned long long)e[i].memory_size,
-		     (unsigned long long)e[i].userspace_addr);
+		     (unsigned long long)e[i].userspace_addr,
+		     entry_padding(&e[i]) ? " (non-zero padding)" : "");
 	if (n > 80)
 		diag("  ... %u entries", n);
 }
@@ -386,11 +387,11 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 	     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, cap,
 	     f->gmem ? "taken" : "refused");
 	while (budget_left(f->calls, t0)) {
-		uint32_t n, flags = 0, bad_idx = 0, as0, batch_as;
+		uint32_t n, flags = 0, bad_idx = 0, batch_as;
 		int bad_pos;
 		uint64_t reserved = 0;
 		int p = below(f, 100), want, alt = 1, got;
-		bool mixed = false, doomed = false;
+		bool doomed = false;
 
 		if (p < 3)
 			n = 0;
@@ -401,22 +402,33 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		else
 			n = cap - 1 + below(f, 3);		/* cap-1, cap, cap+1 */
 
-		/* one address space per batch; at most one deliberately bad entry */
+		/*
+		 * Entries in either address space, mostly the batch's first
+		 * one; at most one deliberately bad entry.
+		 */
 		batch_as = m->nr_as > 1 && chance(f, 10) ? 1 : 0;
 		bad_pos = chance(f, 35) && n ? (int)below(f, n) : -1;
 		tmp = *m;
 		for (uint32_t i = 0; i < n; i++) {
+			uint32_t as = m->nr_as > 1 && chance(f, 8) ? !batch_as : batch_as;
+
 			if (n > 64 && (int)i != bad_pos) {	/* keep big batches valid */
-				uint32_t id = batch_as << 16 | (1 + below(f, 15));
+				uint32_t id = as << 16 | (1 + below(f, 15));
 				const struct mslot *s = model_find_slot(&tmp, id);
 
 				e[i] = s ? mkreg(id, 0, 0, 0, 0) :
 					   mkreg(id, 0, rand_gpa(f, PAGE), PAGE, rand_hva(f, PAGE));
 			} else if ((int)i == bad_pos) {
 				e[i] = gen_entry(f, &tmp, false);
+				if (chance(f, 8)) {	/* non-zero padding */
+					if (chance(f, 2))
+						e[i].pad1 = 1u << below(f, 32);
+					else
+						e[i].pad2[below(f, 14)] = 1ULL << below(f, 64);
+				}
 			} else {
 				e[i] = gen_entry(f, &tmp, true);
-				e[i].slot = batch_as << 16 | (e[i].slot & 0xffff);
+				e[i].slot = as << 16 | (e[i].slot & 0xffff);
 			}
 			model_entry(f, &tmp, &e[i], false);	/* later entries see earlier ones */
 		}
@@ -433,15 +445,6 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		/* what must happen: the entries, in order */
 		tmp = *m;
 		want = model_batch(f, &tmp, e, n, &bad_idx);
-		as0 = n ? e[0].slot >> 16 : 0;
-		for (uint32_t i = 0; i < n && !mixed; i++)
-			if (e[i].slot >> 16 != as0) {
-				mixed = true;
-				/* EINVAL, or the error of an entry before the first switch */
-				alt = want && bad_idx < i ? want : 1;
-			}
-		if (mixed)
-			want = -EINVAL;
 		if (doomed && !want)
 			want = -EINVAL;	/* cannot happen: the last entry is misaligned */
 		/* the header first, in the documented order, and exactly */
@@ -457,15 +460,15 @@ TEST_F_TIMEOUT(fuzz, batch, 150)
 		got = set_region_batch(&f->vm, e, n, flags, reserved);
 		f->calls++;
 		if (got != want && got != alt) {
-			diag("seed %#x call %lu: batch of %u (flags %#x reserved %#llx%s): kernel %d, expected %d%s (model: entry %u)",
+			diag("seed %#x call %lu: batch of %u (flags %#x reserved %#llx): kernel %d, expected %d%s (model: entry %u)",
 			     kst_opts.seed_set ? kst_opts.seed : DEFAULT_SEED, f->calls, n, flags,
-			     (unsigned long long)reserved, mixed ? ", mixed AS" : "",
+			     (unsigned long long)reserved,
 			     got, want, alt != 1 ? " or the alternative" : "", bad_idx);
 			dump_entries(e, n);
 			ASSERT_EQ(want, got);
 		}
 		if (!got) {
-			if (n && !flags && !reserved && n <= cap && !mixed)
+			if (n && !flags && !reserved && n <= cap)
 				*m = tmp;
 			f->ok++;
 		} else {

@@ -350,14 +350,9 @@ static int emu_batch(struct vm *vm, struct kvm_userspace_memory_region_batch *ub
 		free(e);
 		return -EFAULT;
 	}
-	for (uint32_t i = 1; i < hdr.nent; i++)
-		if (e[i].slot >> 16 != e[0].slot >> 16) {
-			free(e);
-			return -EINVAL;
-		}
 	cur = vm->m;
 	for (uint32_t i = 0; i < hdr.nent && !r; i++) {
-		r = set_region_legacy(vm, &e[i]);
+		r = entry_padding(&e[i]) ? -EINVAL : set_region_legacy(vm, &e[i]);
 		if (!r)
 			model_apply(&cur, &e[i], false);
 	}
@@ -493,6 +488,17 @@ int model_apply(struct model *m, const struct kvm_userspace_memory_region2 *r,
 	return 0;
 }
 
+/* A batch entry's padding must be zero (EINVAL), checked first. */
+bool entry_padding(const struct kvm_userspace_memory_region2 *e)
+{
+	if (e->pad1)
+		return true;
+	for (unsigned int i = 0; i < sizeof(e->pad2) / sizeof(e->pad2[0]); i++)
+		if (e->pad2[i])
+			return true;
+	return false;
+}
+
 int model_apply_batch(struct model *m, const struct kvm_userspace_memory_region2 *e,
 		      uint32_t n, uint32_t *bad_idx)
 {
@@ -501,7 +507,7 @@ int model_apply_batch(struct model *m, const struct kvm_userspace_memory_region2
 
 	tmp = *m;
 	for (uint32_t i = 0; i < n; i++) {
-		r = model_apply(&tmp, &e[i], false);
+		r = entry_padding(&e[i]) ? -EINVAL : model_apply(&tmp, &e[i], false);
 		if (r) {
 			if (bad_idx)
 				*bad_idx = i;

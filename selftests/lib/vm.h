@@ -165,6 +165,7 @@ struct kvm_userspace_memory_region2 mkreg(uint32_t slot, uint32_t flags,
 int model_apply(struct model *m, const struct kvm_userspace_memory_region2 *r,
 		bool dry_run);			/* 0 or -errno like the kernel */
 /* batch: -errno of first failing entry (with *bad_idx), model untouched on error */
+bool entry_padding(const struct kvm_userspace_memory_region2 *e);
 int model_apply_batch(struct model *m, const struct kvm_userspace_memory_region2 *e,
 		      uint32_t n, uint32_t *bad_idx);
 const struct mslot *model_find_gpa(const struct model *m, uint32_t as, uint64_t gpa);
