@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Unit tests of scripts/kcidb.py (a run as a KCIDB I/O document).  Run by
-'pipeline check'.
+"""Unit tests of scripts/kcidb.py (a run as a KCIDB I/O document) and of the
+CI workflow .github/workflows/pipeline.yml.  Run by 'pipeline check'.
 
 Each test makes a run directory the way scripts/run.sh does (matrix.tsv,
 step logs, summary.json per boot, metadata.json written by metadata.py
@@ -22,9 +22,10 @@ import unittest
 
 try:
     import jsonschema  # noqa: F401
+    import yaml
 except ImportError:
-    # A python3 without it (pyenv): Debian's has python3-jsonschema, which
-    # 'pipeline deps' installs.
+    # A python3 without them (pyenv): Debian's has python3-jsonschema and
+    # python3-yaml, which 'pipeline check' installs.
     if os.path.exists("/usr/bin/python3") and not os.environ.get("KB_KCIDB_TEST_REEXEC"):
         os.environ["KB_KCIDB_TEST_REEXEC"] = "1"
         os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__)] + sys.argv[1:])
@@ -286,6 +287,34 @@ class Fixture(unittest.TestCase):
         negative = [t for t in doc["tests"] if t["misc"]["result"] == "xfail"]
         self.assertEqual(len(negative), 4)  # two negative controls per boot
         self.assertTrue(all(t["status"] == "PASS" for t in negative))
+
+
+class Workflow(unittest.TestCase):
+    """.github/workflows/pipeline.yml: valid YAML, one 'run' job per branch
+    of the trees file, and a 'check' job."""
+
+    def setUp(self):
+        with open(os.path.join(TOP, ".github", "workflows", "pipeline.yml")) as f:
+            self.wf = yaml.safe_load(f)
+
+    def steps(self, job):
+        return " ".join(str(s.get("run", "")) + " " + str(s.get("uses", "")) for s in self.wf["jobs"][job]["steps"])
+
+    def test_triggers(self):
+        on = self.wf.get("on", self.wf.get(True))  # YAML 1.1 reads a bare 'on' as true
+        self.assertIn("push", on)
+
+    def test_run_matrix_is_the_trees_file(self):
+        job = self.wf["jobs"]["run"]
+        self.assertEqual(job["strategy"]["matrix"]["branch"], list(metadata.trees(TOP)))
+        self.assertFalse(job["strategy"]["fail-fast"])
+        s = self.steps("run")
+        self.assertIn("./scripts/pipeline run ${{ matrix.branch }}", s)
+        self.assertIn("scripts/kcidb.py validate", s)
+        self.assertIn("actions/upload-artifact", s)
+
+    def test_check_job(self):
+        self.assertIn("./scripts/pipeline check", self.steps("check"))
 
 
 if __name__ == "__main__":
