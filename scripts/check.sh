@@ -50,7 +50,7 @@ check_scripts_parse() {
 	for f in "$TOP"/scripts/pipeline "$TOP"/scripts/*.sh "$TOP"/scripts/guest-init "$TOP"/.ci/run; do
 		bash -n "$f" || return 1
 	done
-	python3 -m py_compile "$TOP/scripts/tap.py"
+	python3 -m py_compile "$TOP/scripts/tap.py" "$TOP/scripts/metadata.py" "$TOP/scripts/kcidb.py"
 }
 
 check_trees_table() {
@@ -117,6 +117,18 @@ check_bad_branch_in_list() {
 	rm -rf "$t"
 	return $rc
 }
+
+# kcidb.py on a real run directory (scripts/tests/fixtures/kcidb-run/),
+# copied: 'write' makes kcidb.json and 'validate' accepts it.
+check_kcidb_fixture() (
+	t=$(mktemp -d)
+	trap 'rm -rf "$t"' EXIT
+	cp -r "$TOP/scripts/tests/fixtures/kcidb-run/." "$t/"
+	for rd in "$t"/*/; do
+		python3 "$TOP/scripts/kcidb.py" write "$rd" || exit 1
+		python3 "$TOP/scripts/kcidb.py" validate "$rd/kcidb.json" || exit 1
+	done
+)
 
 # Lint every script (sourced ones included) with shellcheck.
 check_shellcheck() {
@@ -318,14 +330,18 @@ cmd_check() {
 	echo "# the suite's random tests use KST_SEED=$KB_SEED (KB_SEED=$KB_SEED reruns them the same)"
 	cmd_deps
 	# The linter for the scripts; python3-ply and python3-git for the SPDX
-	# check that checkpatch.pl runs through scripts/spdxcheck.py.
-	apt_install shellcheck python3-ply python3-git
+	# check that checkpatch.pl runs through scripts/spdxcheck.py;
+	# python3-yaml for the test of the CI workflow.
+	apt_install shellcheck python3-ply python3-git python3-yaml
 	mkdir -p "$CACHE"
 	echo "# static checks"
 	ck "scripts parse (bash -n, py_compile)" check_scripts_parse
 	ck "shellcheck scripts/ and .ci/run" check_shellcheck
 	ck "tap.py: all-skip binaries, failed cases, stack rules, negative controls, glued splats" \
 		python3 "$TOP/scripts/tests/test_tap.py"
+	ck "kcidb.py: KCIDB report of a run (schema, statuses, ids, patchset), bad documents refused; the CI workflow" \
+		python3 "$TOP/scripts/tests/test_kcidb.py"
+	ck "kcidb.py: the report of a real run directory (fixture) is written and validates" check_kcidb_fixture
 	ck "trees table: 6 columns and a stack directory per branch" check_trees_table
 	ck "series files match the patch files" check_series
 	echo "# bad input"

@@ -92,7 +92,8 @@ PY
 # --shadow also the minimal kernel booted with shadow paging; the quick
 # test tier, or with --full the full one), then the matrix.  Each run gets a
 # directory $RESULTS/runs/<time>/ with a log per step, the TAP and summary
-# of each boot and a metadata.json (scripts/metadata.py).
+# of each boot, a metadata.json (scripts/metadata.py) and the same results
+# as a KCIDB report, kcidb.json (scripts/kcidb.py).
 cmd_run() {
 	local flavors=(minimal) branches=() b fl failed=0 t0
 	KB_TIER=quick
@@ -130,9 +131,11 @@ cmd_run() {
 	done
 	python3 "$TOP/scripts/metadata.py" write "$RUN_DIR" "$TOP" "$CACHE" "$KB_TIER" "$(($(date +%s) - t0))" >&2 ||
 		failed=1
+	# The same run as a KCIDB I/O document (kcidb.json), validated.
+	python3 "$TOP/scripts/kcidb.py" write "$RUN_DIR" >&2 || failed=1
 	ln -sfn "$(basename "$RUN_DIR")" "$RESULTS/runs/latest"
 	echo
-	echo "Matrix ($(($(date +%s) - t0)) s, tier $KB_TIER; logs and metadata.json in $RUN_DIR):"
+	echo "Matrix ($(($(date +%s) - t0)) s, tier $KB_TIER; logs, metadata.json and kcidb.json in $RUN_DIR):"
 	print_matrix "$MATRIX"
 	return $failed
 }
