@@ -50,7 +50,7 @@ check_scripts_parse() {
 	for f in "$TOP"/scripts/pipeline "$TOP"/scripts/*.sh "$TOP"/scripts/guest-init "$TOP"/.ci/run; do
 		bash -n "$f" || return 1
 	done
-	python3 -m py_compile "$TOP/scripts/tap.py"
+	python3 -m py_compile "$TOP/scripts/tap.py" "$TOP/scripts/doccheck.py"
 }
 
 check_trees_table() {
@@ -326,6 +326,10 @@ cmd_check() {
 	ck "shellcheck scripts/ and .ci/run" check_shellcheck
 	ck "tap.py: all-skip binaries, failed cases, stack rules, negative controls, glued splats" \
 		python3 "$TOP/scripts/tests/test_tap.py"
+	ck "doccheck.py: unmarked shell blocks, stray markers, run and example blocks, sphinx warnings" \
+		python3 "$TOP/scripts/tests/test_doccheck.py"
+	ck "Documentation: sphinx-build -W with no warning, every shell block run or marked as an example" \
+		python3 "$TOP/scripts/doccheck.py"
 	ck "trees table: 6 columns and a stack directory per branch" check_trees_table
 	ck "series files match the patch files" check_series
 	echo "# bad input"
