@@ -50,7 +50,7 @@ check_scripts_parse() {
 	for f in "$TOP"/scripts/pipeline "$TOP"/scripts/*.sh "$TOP"/scripts/guest-init "$TOP"/.ci/run; do
 		bash -n "$f" || return 1
 	done
-	python3 -m py_compile "$TOP/scripts/tap.py" "$TOP/scripts/metadata.py" "$TOP/scripts/kcidb.py"
+	python3 -m py_compile "$TOP/scripts/tap.py" "$TOP/scripts/metadata.py" "$TOP/scripts/kcidb.py" "$TOP/scripts/doccheck.py"
 }
 
 check_trees_table() {
@@ -342,6 +342,10 @@ cmd_check() {
 	ck "kcidb.py: KCIDB report of a run (schema, statuses, ids, patchset), bad documents refused; the CI workflow" \
 		python3 "$TOP/scripts/tests/test_kcidb.py"
 	ck "kcidb.py: the report of a real run directory (fixture) is written and validates" check_kcidb_fixture
+	ck "doccheck.py: unmarked shell blocks, stray markers, run and example blocks, sphinx warnings" \
+		python3 "$TOP/scripts/tests/test_doccheck.py"
+	ck "Documentation: sphinx-build -W with no warning, every shell block run or marked as an example" \
+		python3 "$TOP/scripts/doccheck.py"
 	ck "trees table: 6 columns and a stack directory per branch" check_trees_table
 	ck "series files match the patch files" check_series
 	echo "# bad input"

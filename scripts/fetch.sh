@@ -6,7 +6,7 @@
 
 DEPS="build-essential flex bison bc libelf-dev libssl-dev cpio ccache quilt
 busybox-static qemu-system-x86 rsync python3 git xz-utils dwarves kmod perl
-ca-certificates python3-jsonschema"
+ca-certificates python3-jsonschema python3-sphinx"
 APT_SOURCES=/etc/apt/sources.list.d/kvm-atomic-memslots.sources
 APT_PIN=/etc/apt/preferences.d/kvm-atomic-memslots
 
