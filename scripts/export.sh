@@ -51,11 +51,17 @@ cmd_export() {
 		"${cl[@]}" -o "$stack" "$tag..HEAD" >/dev/null
 	if [ ${#cl[@]} -gt 0 ]; then
 		subj=$(head -n 1 "$stack/cover-letter.txt")
-		python3 - "$stack/0000-cover-letter.patch" "$stack/cover-letter.txt" "$subj" <<'PY'
-import sys
-path, src, subj = sys.argv[1:4]
+		python3 - "$stack/0000-cover-letter.patch" "$stack/cover-letter.txt" "$subj" "$stack/changelog" <<'PY'
+import os, re, sys
+path, src, subj, changelog = sys.argv[1:5]
 text = open(path).read()
 body = open(src).read().split("\n", 1)[1].strip("\n")
+# The version history goes below the blurb, as in the mailed cover letter
+# (where b4 puts it below the "---").
+if os.path.exists(changelog):
+    log = "\n".join(l for l in open(changelog).read().split("\n") if not l.startswith("#"))
+    log = re.sub(r"^\s*change-id: \S+\s*", "", log).strip("\n")
+    body += "\n\n" + log
 text = text.replace("*** SUBJECT HERE ***", subj, 1)
 text = text.replace("*** BLURB HERE ***", body, 1)
 open(path, "w").write(text)
