@@ -30,6 +30,8 @@
 #include "kselftest_harness.h"
 #include "vm.h"
 
+/* Updates that must be in flight while the guest makes progress. */
+#define MIN_BUSY_UPDATES	20
 #define MiB		(1024ULL * 1024)
 #define G0		WIN_BASE
 #define POOL_SIZE	(8 * MiB)
@@ -407,12 +409,14 @@ static void run_hole(struct __test_metadata *_metadata, struct vm *vm,
 	}
 	/*
 	 * A guest that only ran between updates says nothing about the
-	 * window: it must have run while at least one in twenty of them was
-	 * in flight (measured under TCG, 2026-11-30: 23 to 99 % of the
-	 * updates, legacy and batch).  Not fatal, so that the checks below
+	 * window: it must have run while at least MIN_BUSY_UPDATES of them
+	 * were in flight.  What makes a hole likely to show is the number of
+	 * such updates, not their share (under TCG, 2026-11-30: 23 to 99 %
+	 * of the updates on mainline, 2.5 to 5 % for split/merge on 6.12.y,
+	 * legacy and batch alike).  Not fatal, so that the checks below
 	 * report too.
 	 */
-	EXPECT_LE(nupd, (uint64_t)busy_updates * 20)
+	EXPECT_LE(MIN_BUSY_UPDATES, busy_updates)
 		TH_LOG("the guest ran during %ld of %llu updates only",
 		       busy_updates, (unsigned long long)nupd);
 	/*
