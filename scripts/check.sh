@@ -232,7 +232,7 @@ check_debug_detectors() {
 	return $rc
 }
 check_bad_verb() { expect_fail "unknown verb" "$TOP/scripts/pipeline" frobnicate; }
-check_bad_flavor() { expect_fail "unknown config flavor" "$TOP/scripts/pipeline" build mainline huge; }
+check_bad_flavor() { expect_fail "unknown flavor" "$TOP/scripts/pipeline" build mainline huge; }
 check_bad_cross_arch() { expect_fail "unknown cross arch 'sparc64'" "$TOP/scripts/pipeline" cross mainline sparc64; }
 
 # The generic KVM code the series changes, built for other architectures.
@@ -355,7 +355,7 @@ cmd_check() {
 	ck "the reuse key covers the QEMU version, the TAP parser and the stack" check_reuse_key
 	ck "fetch, apply, worktree, mbox and clean wait for the build lock" check_lock
 	ck "unknown verb is rejected" check_bad_verb
-	ck "unknown config flavor is rejected" check_bad_flavor
+	ck "unknown flavor is rejected" check_bad_flavor
 	ck "unknown cross arch is rejected" check_bad_cross_arch
 	ck "pinned version gone: error names the available versions" check_gone_version
 	echo "# mainline: fetch, apply, cross-build, build, boot, test"
