@@ -272,8 +272,6 @@ batch_new(const struct kvm_userspace_memory_region2 *e, uint32_t nent,
  * without the series. It has the right errnos but is NOT atomic, and it
  * loses dirty bits: the hole and dirty-carry tests must fail under it.
  */
-#define EMU_CAP 512
-
 bool batch_emulated(void)
 {
 	static int e = -1;
@@ -342,7 +340,7 @@ static int emu_batch(struct vm *vm, struct kvm_userspace_memory_region_batch *ub
 		return -EINVAL;
 	if (!hdr.nent)
 		return 0;
-	if (hdr.nent > EMU_CAP)
+	if (hdr.nent > vm->batch_cap)
 		return -E2BIG;
 	sz = hdr.nent * sizeof(*e);
 	e = malloc(sz);
@@ -651,7 +649,7 @@ int vm_create(struct vm *vm, int nvcpus)
 			diag("KST_EMULATE_BATCH=1: batch ioctl EMULATED in userspace (non-atomic), "
 			     "checking the suite, not the kernel");
 		said = true;
-		vm->batch_cap = EMU_CAP;
+		vm->batch_cap = vm->m.nr_slots;
 	}
 
 	vm->sys = map_mem(SYS_SIZE, PROT_READ | PROT_WRITE);
