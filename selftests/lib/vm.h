@@ -19,8 +19,12 @@
 #include <stdio.h>
 #include <linux/kvm.h>
 
-/* ---- uapi fallbacks: 5.10 and 6.1 headers have no region2 ---- */
-#ifndef KVM_SET_USER_MEMORY_REGION2
+/*
+ * ---- uapi fallbacks: 5.10 and 6.1 headers have no region2 ----
+ * The batch stacks for 6.1.y and 5.10.y define the struct (the batch's
+ * entries) without the KVM_SET_USER_MEMORY_REGION2 ioctl.
+ */
+#if !defined(KVM_SET_USER_MEMORY_REGION2) && !defined(KVM_SET_USER_MEMORY_REGION_BATCH)
 struct kvm_userspace_memory_region2 {
 	__u32 slot;
 	__u32 flags;
@@ -32,6 +36,8 @@ struct kvm_userspace_memory_region2 {
 	__u32 pad1;
 	__u64 pad2[14];
 };
+#endif
+#ifndef KVM_SET_USER_MEMORY_REGION2
 #define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, \
 					 struct kvm_userspace_memory_region2)
 #endif
