@@ -30,7 +30,9 @@ The stable format (patch files and mails; --thread-only leaves it out):
     mainline counterpart in its first body line ("commit <sha> upstream."
     for an upstream commit, or the subject of the mainline series' patch
     in double quotes) and has a bracketed note ("[ ... ]") that says what
-    differs from it.
+    differs from it.  A stable-only fix (one that has no upstream commit,
+    because upstream does not have the bug) names none: it has a Fixes:
+    tag and its bracketed note says "stable-only" and why.
 """
 
 import argparse
@@ -134,7 +136,8 @@ def check_stable_rules(rep, where, branch, msg, hdr_dests, mainline_subjects, th
     paras = re.split(r'\n\s*\n', msg.strip())
     first = ' '.join(paras[0].split()) if paras and paras[0].strip() else ''
     named = UPSTREAM_RE.search(first) or any('"%s"' % s in first for s in mainline_subjects)
-    if not named:
+    stable_only = fix and re.search(r'^\[ [^\]]*\bstable-only\b', msg, flags=re.M)
+    if not named and not stable_only:
         rep.fail(where, 'the first body line names no mainline counterpart (want "commit <sha> upstream." '
                         'or the mainline patch\'s subject in double quotes); it is: %r' % first[:90])
     # The note is a block of its own, not the paragraph naming the counterpart.

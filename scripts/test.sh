@@ -73,10 +73,22 @@ branch_testlist() {
 		done
 }
 
+# skip_flavor BRANCH FLAVOR: the flavor whose skip list applies.  A branch
+# whose kernel command line (scripts/trees) turns NPT off (5.10.y) boots
+# its minimal kernel with shadow paging: that boot is a shadow-paging boot.
+skip_flavor() {
+	case $2 in
+	minimal) case " $(tree_field "$1" cmdline | tr , ' ') " in
+		*" kvm_amd.npt=0 "*) echo shadow; return ;;
+		esac ;;
+	esac
+	echo "$2"
+}
+
 # skip_reason BRANCH FLAVOR TEST: print why TEST is left out, if it is.
 skip_reason() {
 	local f
-	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$2.skip"; do
+	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$(skip_flavor "$1" "$2").skip"; do
 		[ -f "$f" ] || continue
 		awk -v t="$3" -v f="$(basename "$f")" '
 			$1 == t { $1 = ""; sub(/^ +/, ""); print $0 " (" f ")"; found = 1; exit }
@@ -91,7 +103,7 @@ skipped_tests() {
 	local f names
 	names=" $(tier_rows | awk '{ printf "%s ", $1 }')"
 	{
-	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$2.skip"; do
+	for f in "$TOP/scripts/configs/$1.skip" "$TOP/scripts/configs/$(skip_flavor "$1" "$2").skip"; do
 		[ -f "$f" ] || continue
 		grep -vE '^[[:space:]]*(#|$)' "$f" | awk -v f="$(basename "$f")" '{ n = $1; $1 = ""; sub(/^ +/, ""); print n, $0 " (" f ")" }'
 	done | awk -v names="$names" 'index(names, " " $1 " ")'

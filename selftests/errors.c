@@ -592,12 +592,21 @@ TEST_F(errors, batch_sequential)
 	}
 }
 
-/* the single-slot reference for a batch entry (the stand-in makes legacy calls) */
+/*
+ * The single-slot reference for a batch entry (the stand-in makes legacy
+ * calls).  Kernels without KVM_SET_USER_MEMORY_REGION2 (6.1, 5.10) take the
+ * entries as KVM_SET_USER_MEMORY_REGION takes its struct, whose flags do not
+ * include KVM_MEM_GUEST_MEMFD: the legacy call is the reference there.
+ */
 static int set_region2(struct vm *vm, const reg_t *r)
 {
 	if (batch_emulated())
 		return set_region_legacy(vm, r);
-	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION2, r) ? -errno : 0;
+	if (!ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION2, r))
+		return 0;
+	if (errno == ENOTTY)
+		return set_region_legacy(vm, r);
+	return -errno;
 }
 
 /*
