@@ -82,7 +82,11 @@ check_series() {
 # FILE_PATH_CHANGES ("does MAINTAINERS need updating?") is ignored: the new
 # files are covered by the existing KVM entry (see MAINTAINERS-snippet).
 check_checkpatch() {
-	local b p src bad=0
+	local b p src bad=0 shim=$CACHE/python-shim
+	# Older trees' checkpatch (5.10) runs "python scripts/spdxcheck.py":
+	# make that Debian's python3, which has ply.
+	mkdir -p "$shim"
+	ln -sf /usr/bin/python3 "$shim/python"
 	for b in $(all_branches); do
 		[ -n "$(series_patches "$b")" ] || continue
 		# Each stack is checked by its own tree's checkpatch.
@@ -93,7 +97,7 @@ check_checkpatch() {
 			# The base trees are single snapshot commits without history,
 			# so every commit id a patch cites (a stable fix's Fixes:) is
 			# unknown to them.
-			if ! (cd "$src" && PATH=/usr/bin:$PATH perl scripts/checkpatch.pl --strict -q \
+			if ! (cd "$src" && PATH=$shim:/usr/bin:$PATH perl scripts/checkpatch.pl --strict -q \
 					--ignore FILE_PATH_CHANGES,UNKNOWN_COMMIT_ID \
 					"$(stack_dir "$b")/$p") >"$CACHE/checkpatch.out" 2>&1 ||
 				[ -s "$CACHE/checkpatch.out" ]; then
