@@ -64,7 +64,7 @@ def summary(branch, flavor, tests, splats=(), has_stack=True):
 
 def make_run(parent, name="20261201T101010Z-4242"):
     """A run of mainline (minimal: built and booted; debug: the build failed),
-    6.1.y (no stack; the test step died before any result) and 7.2.y (apply
+    6.1.y (the test step died before any result) and 7.2.y (apply
     failed), as scripts/run.sh leaves it."""
     rd = os.path.join(parent, name)
     os.makedirs(rd)
@@ -72,7 +72,7 @@ def make_run(parent, name="20261201T101010Z-4242"):
         ("mainline", "-", "fetch", "ok", 1, 0), ("mainline", "-", "apply", "ok", 18, 0),
         ("mainline", "minimal", "build", "ok", 16, 0), ("mainline", "minimal", "test", "3P/3F/1S", 167, 1),
         ("mainline", "debug", "build", "FAILED", 40, 2),
-        ("6.1.y", "-", "fetch", "ok", 2, 0), ("6.1.y", "-", "apply", "no stack", 3, 0),
+        ("6.1.y", "-", "fetch", "ok", 2, 0), ("6.1.y", "-", "apply", "ok", 3, 0),
         ("6.1.y", "minimal", "build", "ok", 30, 0), ("6.1.y", "minimal", "test", "FAILED", 12, 1),
         ("7.2.y", "-", "fetch", "ok", 1, 0), ("7.2.y", "-", "apply", "FAILED", 5, 1),
     ]
@@ -190,7 +190,14 @@ class Write(unittest.TestCase):
                          hashlib.sha256("".join(d + "\n" for d in digests).encode()).hexdigest())
         for p in c["mainline"]["patchset_files"]:
             self.assertTrue(os.path.exists(os.path.join(self.rd, p["url"])))
-        self.assertEqual((c["6.1.y"]["patchset_files"], c["6.1.y"]["patchset_hash"]), ([], ""))
+        self.assertEqual([p["name"] for p in c["6.1.y"]["patchset_files"]],
+                         kcidb.series_patches(TOP, "6.1.y", "backports/6.1.y"))
+        # a stack without patches: an empty series, or no stack at all
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "backports", "x"))
+            open(os.path.join(d, "backports", "x", "series"), "w").close()
+            self.assertEqual(kcidb.series_patches(d, "x", "backports/x"), [])
+            self.assertEqual(kcidb.series_patches(d, "x", ""), [])
 
     def test_stack_changed_since_the_run_leaves_the_patchset_out(self):
         mp = os.path.join(self.rd, "metadata.json")
