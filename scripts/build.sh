@@ -111,6 +111,13 @@ cmd_build() {
 	t0=$(date +%s)
 	export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache} CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
 	export KBUILD_BUILD_TIMESTAMP="@0" KBUILD_BUILD_USER=kb KBUILD_BUILD_HOST=kb
+	# 5.10's KVM selftests Makefile runs headers_install in the source tree
+	# (the test step builds them), and an O= build refuses a source tree
+	# with generated files in it.
+	if [ -e "$src/include/generated" ] || [ -e "$src/arch/x86/include/generated" ]; then
+		log "$branch: the source tree has generated files (a selftests build): make mrproper there"
+		make -s -C "$src" ARCH=x86_64 mrproper >/dev/null
+	fi
 	kconfig "$src" "$bd" "$flavor" "$branch"
 	log "$branch/$flavor: building in $bd (make -j$JOBS, ccache)"
 	rc=0
