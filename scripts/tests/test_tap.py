@@ -75,6 +75,11 @@ class Classify(unittest.TestCase):
         self.assertEqual(tap.classify("1", "xfail=MMIO.exits:.[1-9]", log, True)[0], "xfail")
         self.assertEqual(tap.classify("1", "xfail=(MMIO.exits:.[1-9]|fatal.exits:.[1-9])",
                                       ["# MMIO exits: 0, fatal exits: 1"], True)[0], "xfail")
+        lost = "(MMIO.exits:.[1-9]|fatal.exits:.[1-9]|MMIO_VAL.\\|\\|.v.==.seq)"
+        self.assertEqual(tap.classify("1", "xfail=" + lost,
+                                      ["  v == MMIO_VAL || v == seq"], True)[0], "xfail")
+        self.assertEqual(tap.classify("1", "xfail=" + lost,
+                                      ["  v == MMIO_VAL || (v & ~0xffffffull) == TAG"], True)[0], "fail")
         self.assertEqual(tap.classify("0", "xfail=MMIO.exits:.[1-9]", log, True)[0], "fail")
         self.assertEqual(tap.classify("1", "xfail=MMIO.exits:.[1-9]", ["Segmentation fault"], True)[0], "fail")
         for rc in ("4", "timeout", "nobinary"):
