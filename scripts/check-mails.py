@@ -4,7 +4,8 @@
 repository and, for the branches given with --mbox, the thread that
 './scripts/pipeline mbox BRANCH' wrote.
 
-  check-mails.py [--top DIR] [--mbox BRANCH=FILE]... [--thread-only] [BRANCH...]
+  check-mails.py [--top DIR] [--mbox BRANCH=FILE]... [--fix-mail BRANCH=FILE]...
+                 [--thread-only] [BRANCH...]
 
 With no BRANCH, every branch of the trees table whose stack is not empty.
 
@@ -22,6 +23,12 @@ The thread (--mbox):
     file, the "Base:" line naming the base tag and the Debian package
     version, and the changelog below its '---';
   - every patch ends its trailers with the sender's Signed-off-by.
+A stable fix as a mail of its own (--fix-mail, what 'mbox' writes for
+every patch of a stack that has a Fixes: tag):
+  - one message, headers on one line, From/To/Subject/Date/Message-Id;
+  - subject "[PATCH <branch>] ..." (no counter: it is not part of a
+    series), To: stable@vger.kernel.org, a Fixes: tag, the stable format
+    below, and the sender's Signed-off-by last in its trailers.
 The stable format (patch files and mails; --thread-only leaves it out):
   - Cc: stable@vger.kernel.org (as a trailer, or in To:/Cc:) only on a
     genuine fix, that is a patch with a Fixes: tag, never on a feature
@@ -146,6 +153,40 @@ def check_stable_rules(rep, where, branch, msg, hdr_dests, mainline_subjects, th
         rep.fail(where, 'no bracketed note ("[ ... ]" on lines of its own) saying what differs from mainline')
 
 
+def check_fix_mail(rep, branch, path, mainline_subjects):
+    where = '%s: %s' % (branch, path)
+    text = open(path, encoding='utf-8').read()
+    if not text.startswith('From '):
+        rep.fail(where, 'not an mbox (no "From " line first)')
+        return
+    msgs = mail.split_mbox(path)
+    if len(msgs) != 1:
+        rep.fail(where, '%d messages, want one' % len(msgs))
+        return
+    hdrs, body = msgs[0]
+    for h in hdrs:
+        if h[:1] in (' ', '\t'):
+            rep.fail(where, 'folded header line %r' % h[:60])
+    for name in ('From', 'To', 'Subject', 'Date', 'Message-Id'):
+        if not mail.header(hdrs, name):
+            rep.fail(where, 'no %s: header' % name)
+    subject = mail.header(hdrs, 'Subject') or ''
+    if not subject.startswith('[PATCH %s] ' % branch):
+        rep.fail(where, 'subject %r, want "[PATCH %s] ..."' % (subject[:60], branch))
+    if not STABLE_RE.search(mail.header(hdrs, 'To') or ''):
+        rep.fail(where, 'To: is not stable@vger.kernel.org')
+    msg = message_part(body)
+    if not is_fix(msg):
+        rep.fail(where, 'no Fixes: tag: only fixes go to stable on their own')
+    check_stable_rules(rep, where, branch, msg,
+                       ' '.join(filter(None, [mail.header(hdrs, 'To'), mail.header(hdrs, 'Cc')])),
+                       mainline_subjects)
+    sender = re.sub(r'.*<([^>]+)>.*', r'\1', mail.header(hdrs, 'From') or '')
+    sobs = [t for t in trailers(msg) if t.lower().startswith('signed-off-by:')]
+    if not sobs or sender.lower() not in sobs[-1].lower():
+        rep.fail(where, "the sender's Signed-off-by is not the last one")
+
+
 def check_thread(rep, top, row, path, mainline_subjects, stable):
     branch = row['branch']
     stack = os.path.join(top, row['stack'])
@@ -229,6 +270,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--top', default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ap.add_argument('--mbox', action='append', default=[], metavar='BRANCH=FILE')
+    ap.add_argument('--fix-mail', action='append', default=[], metavar='BRANCH=FILE')
     ap.add_argument('--thread-only', action='store_true',
                     help='only the thread rules of the --mbox files (what the mbox step checks itself)')
     ap.add_argument('branches', nargs='*')
@@ -240,7 +282,13 @@ def main():
         if not sep or b not in rows:
             ap.error('--mbox %s: want BRANCH=FILE with a branch of the trees table' % m)
         mboxes[b] = p
-    branches = args.branches or ([b for b in mboxes] if args.thread_only else
+    fixmails = []
+    for m in args.fix_mail:
+        b, sep, p = m.partition('=')
+        if not sep or b not in rows:
+            ap.error('--fix-mail %s: want BRANCH=FILE with a branch of the trees table' % m)
+        fixmails.append((b, p))
+    branches = args.branches or ([b for b in mboxes] + [b for b, _ in fixmails] if args.thread_only else
                                  [b for b in rows if series(args.top, rows[b])])
     for b in branches:
         if b not in rows:
@@ -282,6 +330,9 @@ def main():
         if b in mboxes:
             nmails += len(names) + 1
             check_thread(rep, args.top, row, mboxes[b], mainline_subjects, stable=not args.thread_only)
+    for b, p in fixmails:
+        nmails += 1
+        check_fix_mail(rep, b, p, mainline_subjects)
     for p in rep.problems:
         print('FAIL %s' % p)
     print('check-mails: %d branch(es) (%s), %d mail(s), threads: %s; %d problem(s)'

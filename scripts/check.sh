@@ -305,6 +305,20 @@ check_no_kvm() {
 	KB_QEMU_CPU=max,-svm,-vmx expect_fail "no /dev/kvm" "$TOP/scripts/pipeline" test mainline
 }
 
+# The stable fix mails: a copy of the first, sent to the KVM list instead
+# of stable@ and numbered as part of a series, must fail check-mails.
+check_fix_mail_control() {
+	local b=${MAIL_FIXES[0]%%=*} f=${MAIL_FIXES[0]#*=} t out
+	t=$(mktemp -d)
+	sed -E 's/^To: .*/To: kvm@vger.kernel.org/; s/^Subject: \[PATCH [^]]*\]/Subject: [PATCH 1\/3]/' "$f" >"$t/bad.mbox"
+	if out=$(python3 "$TOP/scripts/check-mails.py" --thread-only --fix-mail "$b=$t/bad.mbox"); then
+		echo "check-mails accepted $t/bad.mbox"
+		return 1
+	fi
+	rm -rf "$t"
+	grep -q "To: is not stable" <<<"$out" && grep -q 'want "\[PATCH '"$b"'\]' <<<"$out"
+}
+
 # The mainline thread and its round trip: check_mail_branch (scripts/mail.sh).
 check_mbox() { check_mail_branch mainline; }
 
@@ -391,6 +405,9 @@ cmd_check() {
 	done
 	ck "checkpatch --strict on every patch of every stack" check_checkpatch
 	ck "every stack's mails: threads, Message-Ids, unfolded headers, subjects, base-commit, stable format (scripts/check-mails.py)" check_mails
+	if [ ${#MAIL_FIXES[@]} -gt 0 ]; then
+		ck "a stable fix mail not to stable@, or with a series counter, is refused (negative control)" check_fix_mail_control
+	fi
 	ck "build mainline (minimal)" "$TOP/scripts/pipeline" build mainline minimal
 	if [ "${KB_CHECK_BISECT:-1}" = 1 ]; then
 		ck "every patch of mainline builds on its own (x86_64, cross arches)" \

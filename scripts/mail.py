@@ -227,6 +227,20 @@ def join(args):
         fh.write(''.join(out))
 
 
+def join_one(args):
+    """One message of git format-patch --stdout, headers on one line
+    (as join() writes them)."""
+    text = open(args.src, encoding='utf-8').read()
+    first, _, rest = text.partition('\n')
+    if not first.startswith('From '):
+        raise MailError('%s: not a git format-patch message' % args.src)
+    head, sep, body = rest.partition('\n\n')
+    if not sep:
+        raise MailError('%s: no header/body separator' % args.src)
+    with open(args.mbox, 'w', encoding='utf-8') as fh:
+        fh.write('%s\n%s\n\n%s' % (MBOX_FROM, '\n'.join(unfold_headers(head)), body))
+
+
 def split_mbox(path):
     """[(header lines, body), ...] of an mbox written by join() or by
     git format-patch; every 'From ' line starts a message."""
@@ -298,6 +312,9 @@ def main():
     p = sub.add_parser('join')
     p.add_argument('emldir')
     p.add_argument('mbox')
+    p = sub.add_parser('join-one')
+    p.add_argument('src')
+    p.add_argument('mbox')
     p = sub.add_parser('drop-cover')
     p.add_argument('inp')
     p.add_argument('out')
@@ -319,6 +336,8 @@ def main():
             print('\n'.join(addresses([v for t, v in entries if t in 'MRL'])))
         elif args.cmd == 'join':
             join(args)
+        elif args.cmd == 'join-one':
+            join_one(args)
         elif args.cmd == 'drop-cover':
             drop_cover(args)
     except MailError as e:

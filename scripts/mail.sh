@@ -150,6 +150,54 @@ mail_roundtrip() {
 	log "$branch: round trip: b4 am, and git am without the cover letter, give tree $sent = kb/$branch"
 }
 
+# mail_stable_fixes BRANCH WT DIR OUT: each patch of the stack with a
+# Fixes: tag (a genuine fix, see scripts/check-mails.py) also goes to
+# stable on its own, as stable-kernel-rules.rst asks: OUT's name with
+# -fix-NN.mbox for .mbox, one message "[PATCH BRANCH] ..." to
+# stable@vger.kernel.org, Cc'd to the people of its trailers and to what
+# the tree's get_maintainer.pl names for it, made by git format-patch from
+# the fix applied alone onto the base tag with the sender's Signed-off-by.
+# A fix that needs the stack's feature patches to apply is an error: it
+# must come first.  Each mail is checked and 'git am' of it onto the base
+# must give the tree it was made from.
+mail_stable_fixes() {
+	local branch=$1 wt=$2 dir=$3 out=$4 tag p n=0 f tree
+	local -a cc
+	tag=$(base_tag "$branch")
+	rm -f "${out%.mbox}"-fix-*.mbox
+	while read -r p; do
+		grep -qE '^Fixes: [0-9a-f]{12,40} \(".+"\)$' "$(stack_dir "$branch")/$p" || continue
+		n=$((n + 1))
+		f=$(printf '%s-fix-%02d.mbox' "${out%.mbox}" "$n")
+		git -C "$wt" checkout -q -f --detach "$tag"
+		git -C "$wt" clean -q -fdx
+		if ! env "${MAIL_ENV[@]}" git -C "$wt" am -q -s --whitespace=nowarn "$(stack_dir "$branch")/$p" >"$dir/fix-am.log" 2>&1; then
+			git -C "$wt" am --abort >/dev/null 2>&1 || true
+			mail_fail "$branch" "$dir/fix-am.log" "the stable fix $p does not apply alone onto $tag (put fixes first, free of the feature patches)"
+		fi
+		tree=$(git -C "$wt" rev-parse "HEAD^{tree}")
+		mapfile -t cc < <({
+			git -C "$wt" log -1 --format='%an <%ae>'
+			git -C "$wt" log -1 --format=%B | sed -nE 's/^(Signed-off-by|Acked-by|Reviewed-by|Tested-by|Reported-by|Cc): *(.*<.*@.*>).*$/\2/p'
+			(cd "$wt" && git format-patch -1 --stdout | perl scripts/get_maintainer.pl --nogit --nogit-fallback --nogit-chief-penguins --nofixes --norolestats)
+		} | grep -viE 'stable@(vger\.)?kernel\.org' | grep -vF "<$(env "${MAIL_ENV[@]}" git -C "$wt" config user.email)>" | awk '!seen[tolower($0)]++')
+		(cd "$wt" && env "${MAIL_ENV[@]}" git format-patch -1 --stdout --thread --subject-prefix="PATCH $branch" \
+			--from --to stable@vger.kernel.org "${cc[@]/#/--cc=}") >"$f.tmp"
+		python3 "$TOP/scripts/mail.py" join-one "$f.tmp" "$f" || exit 1
+		rm -f "$f.tmp"
+		python3 "$TOP/scripts/check-mails.py" --thread-only --fix-mail "$branch=$f" >"$dir/check-fix.log" 2>&1 ||
+			mail_fail "$branch" "$dir/check-fix.log" "the stable fix mail $f breaks the rules of scripts/check-mails.py"
+		git -C "$wt" checkout -q -f --detach "$tag"
+		if ! env "${MAIL_ENV[@]}" git -C "$wt" am -q --whitespace=nowarn "$f" >"$dir/fix-am.log" 2>&1; then
+			git -C "$wt" am --abort >/dev/null 2>&1 || true
+			mail_fail "$branch" "$dir/fix-am.log" "git am of $f onto $tag failed"
+		fi
+		[ "$(git -C "$wt" rev-parse "HEAD^{tree}")" = "$tree" ] ||
+			mail_fail "$branch" "" "git am of $f does not give the tree it was made from"
+		log "$branch: wrote $f: $(grep -m1 '^Subject: ' "$f" | cut -c10-), to stable@vger.kernel.org, on its own (also patch $p of the thread)"
+	done < <(series_patches "$branch")
+}
+
 # mbox BRANCH [OUT]: see the README.  OUT defaults to
 # $RESULTS/mbox/BRANCH.mbox.
 cmd_mbox() {
@@ -216,6 +264,7 @@ cmd_mbox() {
 	python3 "$TOP/scripts/check-mails.py" --thread-only --mbox "$branch=$out" >"$dir/check-mails.log" 2>&1 ||
 		mail_fail "$branch" "$dir/check-mails.log" "the thread breaks the rules of scripts/check-mails.py"
 	mail_roundtrip "$branch" "$out" "$wt" "$dir"
+	mail_stable_fixes "$branch" "$wt" "$dir" "$out"
 	mail_cleanup "$branch"
 	log "$branch: wrote $out: $(grep -m1 '^Subject: ' "$out" | cut -c10-) + ${#patches[@]} patches, from and signed off by $sender"
 	log "$branch: to: $(grep -m1 '^To: ' "$out" | cut -c5-)"
@@ -226,17 +275,29 @@ cmd_mbox() {
 # "Pipeline Check"), and the sender's Signed-off-by on every patch.  The
 # mboxes go to $CACHE/check-mail/ for check_mails.
 MAIL_CHECKED=()
+MAIL_FIXES=()
 check_mail_branch() {
 	local branch=$1 out n
 	out=$CACHE/check-mail/$branch.mbox
 	mkdir -p "$CACHE/check-mail"
-	rm -f "$out"
+	rm -f "$out" "${out%.mbox}"-fix-*.mbox
 	KB_SENDER="Pipeline Check <check@localhost>" "$TOP/scripts/pipeline" mbox "$branch" "$out" 2>&1 | tee "$CACHE/check-mail/$branch.log"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || return 1
 	grep -q "round trip: .* = kb/$branch" "$CACHE/check-mail/$branch.log" || { echo "no round trip in the log"; return 1; }
 	n=$(grep -c '^Signed-off-by: Pipeline Check <check@localhost>$' "$out")
 	[ "$n" -eq "$(series_patches "$branch" | wc -l)" ] || { echo "$n sender Signed-off-by lines, want one per patch"; return 1; }
 	MAIL_CHECKED+=("$branch=$out")
+	# Every fix of the stack also as a mail of its own to stable.
+	local fixes f
+	fixes=$(series_patches "$branch" | while read -r f; do
+		grep -lE '^Fixes: [0-9a-f]{12,40} \(".+"\)$' "$(stack_dir "$branch")/$f"; done | wc -l)
+	n=0
+	for f in "${out%.mbox}"-fix-*.mbox; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		MAIL_FIXES+=("$branch=$f")
+	done
+	[ "$n" -eq "$fixes" ] || { echo "$n stable fix mails, want $fixes (one per patch with a Fixes: tag)"; return 1; }
 }
 
 # No sender identity at all, or one that is not "Name <email>": a clear
@@ -252,5 +313,6 @@ check_mail_sender() {
 check_mails() {
 	local m args=()
 	for m in "${MAIL_CHECKED[@]}"; do args+=(--mbox "$m"); done
+	for m in "${MAIL_FIXES[@]}"; do args+=(--fix-mail "$m"); done
 	python3 "$TOP/scripts/check-mails.py" "${args[@]}"
 }
