@@ -17,6 +17,17 @@
  * longest gap between two progress observations of any vCPU, and ratios
  * against legacy. Fails only on harness errors (bad exits, failed ioctls,
  * a vCPU that never ran).
+ *
+ * The "window" case measures what the rows above leave out: how long a
+ * vCPU that reads the updated memory goes without reading it.  A region
+ * of N 64 KiB pieces is split (one slot replaced by N) and merged back,
+ * in rounds; the vCPU reads its first and its last page and exits with
+ * port I/O after every read pair.  The window of a round is the longest
+ * time between two exits whose reads both came from memory: with legacy
+ * calls it is the hole (the reads exit as MMIO meanwhile), with a batch
+ * it is the time the vCPU spins on the slots in flux.  Reported per N as
+ * mean, p99 and max, with ratios to legacy; an idle row (no updates)
+ * gives the floor.  Fails if a batch round lets a read exit as MMIO.
  * -D SECONDS / KST_SECONDS: time per row (default 2).
  */
 #include <errno.h>
@@ -319,6 +330,277 @@ static void bench_run(struct __test_metadata *_metadata, struct vm *vm, int nvcp
 			     lg->mean_us ? rw->mean_us / lg->mean_us : 0,
 			     lg->stall_us ? rw->stall_us / lg->stall_us : 0);
 		}
+	}
+}
+
+/* ---- window ---- */
+
+#define WBASE		(BENCH_BASE + 0x1000000ULL)	/* N pieces of SLOT_SIZE */
+#define WCOUNTER	(MBOX_GPA + 0x100)		/* the loop's "incl" */
+#define WSLOT_WHOLE	100
+#define WSLOT_PIECE	101
+
+struct wctx {
+	struct vm *vm;
+	pthread_t th;
+	volatile int stop;
+	int bad;			/* a read of this iteration exited */
+	uint64_t last_good;
+	uint64_t round_max;		/* longest gap between good exits */
+	uint64_t good_at;		/* time of the last good exit */
+	uint64_t mmio;			/* reads that exited as MMIO */
+	int error;
+	char msg[128];
+};
+
+static void *window_vcpu(void *arg)
+{
+	struct wctx *w = arg;
+	struct vcpu *v = &w->vm->vcpu[0];
+	struct kvm_run *run = v->run;
+
+	while (!w->stop) {
+		int r = vcpu_run(v);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(w->msg, sizeof(w->msg), "KVM_RUN: %s", strerror(errno));
+			w->error = 1;
+			return NULL;
+		}
+		if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write &&
+		    run->mmio.phys_addr >= WBASE && run->mmio.phys_addr < WBASE + 64 * SLOT_SIZE) {
+			uint32_t val = MMIO_MARK;
+
+			memcpy(run->mmio.data, &val, sizeof(val));
+			w->bad = 1;
+			__atomic_add_fetch(&w->mmio, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (run->exit_reason != KVM_EXIT_IO || run->io.port != PORT_TICK) {
+			snprintf(w->msg, sizeof(w->msg), "unexpected exit %u", run->exit_reason);
+			w->error = 1;
+			return NULL;
+		}
+		if (!w->bad) {
+			uint64_t t = now_ns(), gap = w->last_good ? t - w->last_good : 0;
+			uint64_t cur = __atomic_load_n(&w->round_max, __ATOMIC_RELAXED);
+
+			while (gap > cur &&
+			       !__atomic_compare_exchange_n(&w->round_max, &cur, gap, false,
+							    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				;
+			w->last_good = t;
+			__atomic_store_n(&w->good_at, t, __ATOMIC_RELEASE);
+		}
+		w->bad = 0;
+	}
+	return NULL;
+}
+
+/* wait for two good exits after now: the guest has loaded the mailbox anew */
+static int window_settle(struct wctx *w)
+{
+	uint64_t t = now_ns(), t0 = t;
+
+	for (int i = 0; i < 2; i++) {
+		while (__atomic_load_n(&w->good_at, __ATOMIC_ACQUIRE) <= t) {
+			if (w->error || now_ns() - t0 > 1000000000ULL)
+				return -ETIMEDOUT;
+			usleep(20);
+		}
+		t = __atomic_load_n(&w->good_at, __ATOMIC_ACQUIRE);
+	}
+	return 0;
+}
+
+struct wrow { double upd_us, mean_us, p99_us, max_us; long rounds; uint64_t mmio; bool valid; };
+
+static uint64_t wwin[MAX_ROUNDS];
+
+/*
+ * One row of the window case: split and merge N pieces in @mode until
+ * @secs pass.  Returns 0, -errno of a failed update, or -ETIMEDOUT if the
+ * vCPU made no good read for a second after an update.
+ */
+static int window_row(struct wctx *w, int mode, int n, uint64_t hva, uint64_t secs,
+		      struct wrow *out, char *err, size_t errlen)
+{
+	struct kvm_userspace_memory_region2 split[65], merge[65];
+	struct vm *vm = w->vm;
+	uint32_t *mb = (uint32_t *)(vm->sys + MBOX_GPA);
+	uint64_t t_end, upd = 0, sum = 0, mmio0;
+	long rounds = 0;
+	int r = 0;
+
+	split[0] = mkreg(WSLOT_WHOLE, 0, 0, 0, 0);
+	merge[n] = mkreg(WSLOT_WHOLE, 0, WBASE, n * SLOT_SIZE, hva);
+	for (int i = 0; i < n; i++) {
+		split[1 + i] = mkreg(WSLOT_PIECE + i, 0, WBASE + i * SLOT_SIZE, SLOT_SIZE,
+				     hva + i * SLOT_SIZE);
+		merge[i] = mkreg(WSLOT_PIECE + i, 0, 0, 0, 0);
+	}
+	r = set_region_legacy(vm, &merge[n]);
+	if (r) {
+		snprintf(err, errlen, "create the region: %s", strerror(-r));
+		return r;
+	}
+	mb[MB_READ_A] = WBASE;
+	mb[MB_READ_B] = WBASE + n * SLOT_SIZE - PAGE;
+	if (window_settle(w)) {
+		snprintf(err, errlen, "no read from memory for 1 s after creating the region");
+		return -ETIMEDOUT;
+	}
+	mmio0 = __atomic_load_n(&w->mmio, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->round_max, 0, __ATOMIC_RELAXED);
+	t_end = now_ns() + secs * 1000000000ULL;
+	while (now_ns() < t_end && rounds < MAX_ROUNDS) {
+		struct kvm_userspace_memory_region2 *e = rounds & 1 ? merge : split;
+		uint64_t t0 = now_ns(), t1;
+
+		switch (mode) {
+		case M_IDLE:
+			usleep(200);
+			break;
+		case M_LEGACY:
+			for (int i = 0; i <= n && !r; i++)
+				r = set_region_legacy(vm, &e[i]);
+			break;
+		case M_BATCH:
+			r = set_region_batch(vm, e, n + 1, 0, 0);
+			break;
+		}
+		t1 = now_ns();
+		if (r) {
+			snprintf(err, errlen, "%s update: %s", mname[mode], strerror(-r));
+			break;
+		}
+		/* the round ends with a good read after the update */
+		while (__atomic_load_n(&w->good_at, __ATOMIC_ACQUIRE) <= t1 && !w->error) {
+			if (now_ns() - t1 > 1000000000ULL) {
+				snprintf(err, errlen, "%s: no read from memory for 1 s after round %ld",
+					 mname[mode], rounds);
+				r = -ETIMEDOUT;
+				break;
+			}
+			usleep(20);
+		}
+		if (r || w->error)
+			break;
+		wwin[rounds] = __atomic_exchange_n(&w->round_max, 0, __ATOMIC_RELAXED);
+		sum += wwin[rounds];
+		upd += t1 - t0;
+		rounds++;
+	}
+	out->mmio = __atomic_load_n(&w->mmio, __ATOMIC_RELAXED) - mmio0;
+	/* the guest reads the system slot again; back to the whole region, remove it */
+	mb[MB_READ_A] = mb[MB_READ_B] = WCOUNTER;
+	if (!r && window_settle(w)) {
+		snprintf(err, errlen, "no read from memory for 1 s after row %s N = %d",
+			 mname[mode], n);
+		r = -ETIMEDOUT;
+	}
+	if (rounds & 1)
+		for (int i = 0; i <= n; i++)
+			set_region_legacy(vm, &merge[i]);
+	set_region_legacy(vm, &split[0]);
+	if (r)
+		return r;
+	qsort(wwin, rounds, sizeof(wwin[0]), cmp_u64);
+	out->rounds = rounds;
+	out->upd_us = rounds ? upd / 1e3 / rounds : 0;
+	out->mean_us = rounds ? sum / 1e3 / rounds : 0;
+	out->p99_us = rounds ? wwin[(rounds * 99) / 100] / 1e3 : 0;
+	out->max_us = rounds ? wwin[rounds - 1] / 1e3 : 0;
+	out->valid = true;
+	return 0;
+}
+
+TEST_F_TIMEOUT(bench, window, 300)
+{
+	static const int ns[] = { 1, 8, 64 };
+	static struct wrow rows[3][M_NR];
+	static struct wctx w;
+	struct sigaction sa;
+	uint64_t secs = kst_opts.seconds > 0 ? kst_opts.seconds : 2;
+	struct kvm_regs regs;
+	uint32_t *page, *mb;
+	uint8_t *mem;
+	char err[160];
+	int r = 0;
+
+	memset(&w, 0, sizeof(w));
+	memset(rows, 0, sizeof(rows));
+	ASSERT_EQ(0, vm_create(&self->vm, 1)) TH_LOG("%s", self->vm.err);
+	mb = (uint32_t *)(self->vm.sys + MBOX_GPA);
+	if (!self->vm.batch_cap)
+		SKIP(return, "KVM_CAP_USER_MEMORY_REGION_BATCH is 0: kernel without the batch ioctl");
+	mem = map_mem(64 * SLOT_SIZE, PROT_READ | PROT_WRITE);
+	ASSERT_NE(NULL, mem);
+	/* a signature in every page the guest may read; it checks nothing */
+	for (uint64_t off = 0; off < 64 * SLOT_SIZE; off += PAGE) {
+		page = (uint32_t *)(mem + off);
+		*page = 0x5157a000u;
+	}
+	mb[MB_SIG_A] = 0x5157a000u;
+	mb[MB_SIG_B] = 0x5157a000u;
+	mb[MB_COUNTER] = WCOUNTER;
+	mb[MB_CALL] = 0;
+	mb[MB_TICK_MASK] = 0;		/* exit after every read pair */
+	w.vm = &self->vm;
+	mb[MB_READ_A] = mb[MB_READ_B] = WCOUNTER;	/* until a row sets them */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sig_kick;	/* no SA_RESTART: KVM_RUN returns EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	memset(&regs, 0, sizeof(regs));
+	ASSERT_EQ(0, vcpu_set_entry(&self->vm, 0, guest_entry_hole(), &regs));
+	ASSERT_EQ(0, pthread_create(&w.th, NULL, window_vcpu, &w));
+
+	for (unsigned int k = 0; k < sizeof(ns) / sizeof(ns[0]) && !r; k++)
+		for (int mode = M_IDLE; mode < M_NR && !r; mode++) {
+			if (mode == M_STW || (mode == M_IDLE && k))
+				continue;
+			r = window_row(&w, mode, ns[k], (uint64_t)(uintptr_t)mem, secs,
+				       &rows[k][mode], err, sizeof(err));
+		}
+	w.stop = 1;
+	self->vm.vcpu[0].run->immediate_exit = 1;
+	pthread_kill(w.th, SIGUSR1);
+	pthread_join(w.th, NULL);
+	ASSERT_EQ(0, w.error) TH_LOG("vCPU: %s", w.msg);
+	ASSERT_EQ(0, r) TH_LOG("%s", err);
+
+	diag("window: 1 vCPU reading the first and last page of a region split into N "
+	     "pieces and merged back, %llu s per row; window = longest time between two "
+	     "reads from memory, per round (us); x = ratio to legacy",
+	     (unsigned long long)secs);
+	diag("%4s %-7s %7s %10s %10s %10s %10s %8s %8s %8s", "N", "mode", "rounds", "update",
+	     "win mean", "win p99", "win max", "MMIO", "mean x", "p99 x");
+	diag("%4s %-7s %7ld %10s %10.1f %10.1f %10.1f %8llu %8s %8s", "-", "idle",
+	     rows[0][M_IDLE].rounds, "-", rows[0][M_IDLE].mean_us, rows[0][M_IDLE].p99_us,
+	     rows[0][M_IDLE].max_us, (unsigned long long)rows[0][M_IDLE].mmio, "-", "-");
+	for (unsigned int k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		struct wrow *lg = &rows[k][M_LEGACY];
+
+		for (int mode = M_LEGACY; mode < M_NR; mode++) {
+			struct wrow *rw = &rows[k][mode];
+
+			if (mode == M_STW)
+				continue;
+			diag("%4d %-7s %7ld %10.1f %10.1f %10.1f %10.1f %8llu %8.2f %8.2f", ns[k],
+			     mname[mode], rw->rounds, rw->upd_us, rw->mean_us, rw->p99_us,
+			     rw->max_us, (unsigned long long)rw->mmio,
+			     lg->mean_us ? rw->mean_us / lg->mean_us : 0,
+			     lg->p99_us ? rw->p99_us / lg->p99_us : 0);
+		}
+	}
+	for (unsigned int k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		int n = ns[k];
+
+		EXPECT_EQ(0ULL, (unsigned long long)rows[k][M_BATCH].mmio)
+			TH_LOG("N = %d: a batch let a read of memory that stays backed exit as MMIO",
+			       n);
 	}
 }
 
