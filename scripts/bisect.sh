@@ -12,6 +12,40 @@
 # Paths a patch may touch without changing what the kernel build compiles.
 BISECT_NOBUILD_RE='^(tools/|Documentation/|MAINTAINERS$)'
 
+# stack_hash BRANCH: a hash of the stack as the repository holds it (its
+# series file and the patches it lists), to tell whether a record is of
+# the current stack.
+stack_hash() {
+	local stack p
+	stack=$(stack_dir "$1")
+	{
+		cat "$stack/series"
+		for p in $(series_patches "$1"); do cat "$stack/$p"; done
+	} | sha256sum | cut -c1-16
+}
+
+# bisect_record BRANCH RESULT_TSV FAILED ARCHES: the result of the last
+# per-patch build, next to the stack (bisect-build.txt), for the people
+# who take the stack and for 'check', which wants a passing record of the
+# current stack for every stack whose build it does not run itself.
+bisect_record() {
+	local branch=$1 out=$2 failed=$3 arches=$4 f n
+	f=$(stack_dir "$branch")/bisect-build.txt
+	n=$(series_patches "$branch" | wc -l)
+	{
+		echo "# The last './scripts/pipeline bisect-build $branch' (scripts/bisect.sh):"
+		echo "# each patch of the stack applied in order, virt/ and arch/x86/kvm/ of"
+		echo "# the minimal config built (KVM_WERROR), and the same KVM code for the"
+		echo "# cross architectures (W=e).  Written by the pipeline; commit it."
+		echo "date: $(date -u +%FT%TZ)"
+		echo "stack: $(stack_hash "$branch")"
+		echo "arches: $arches"
+		if [ "$failed" -eq 0 ]; then echo "result: all $n patches build"; else echo "result: FAILED"; fi
+		cut -f1-3 "$out"
+	} >"$f"
+	log "$branch: recorded in ${f#"$TOP"/}"
+}
+
 cmd_bisect_build() {
 	local branch=${1:-mainline} src tag wt bd out c i=0 n subj files rc arch failed=0 t0 t1 arches=()
 	check_branch "$branch"
@@ -79,6 +113,7 @@ cmd_bisect_build() {
 	done
 	git -C "$src" worktree remove --force "$wt"
 	build_unlock
+	bisect_record "$branch" "$out" "$failed" "x86_64${arches[*]:+ ${arches[*]}}"
 	[ $failed -eq 0 ] || die "$branch: not every patch builds on its own; see $out"
 	log "$branch: every one of the $n patches builds on its own (x86_64${arches[*]:+, ${arches[*]}}): $out"
 }

@@ -305,6 +305,22 @@ check_no_kvm() {
 	KB_QEMU_CPU=max,-svm,-vmx expect_fail "no /dev/kvm" "$TOP/scripts/pipeline" test mainline
 }
 
+# check_bisect_record BRANCH: the per-patch build of a stack that check
+# does not build patch by patch itself (the long tier does, and so does a
+# developer after changing it) is recorded next to it, and the record is
+# of the current stack and passed.
+check_bisect_record() {
+	local f n
+	f=$(stack_dir "$1")/bisect-build.txt
+	n=$(series_patches "$1" | wc -l)
+	[ -f "$f" ] || { echo "no $f: run './scripts/pipeline bisect-build $1' and commit it"; return 1; }
+	grep -qx "stack: $(stack_hash "$1")" "$f" ||
+		{ echo "$f is of another version of the stack: run './scripts/pipeline bisect-build $1' and commit it"; return 1; }
+	grep -qx "result: all $n patches build" "$f" || { grep '^result:' "$f"; return 1; }
+	grep -E '^(date|arches|result):' "$f" | tr '\n' ' '
+	echo
+}
+
 # The stable fix mails: a copy of the first, sent to the KVM list instead
 # of stable@ and numbered as part of a series, must fail check-mails.
 check_fix_mail_control() {
@@ -402,6 +418,7 @@ cmd_check() {
 		ck "fetch $b" "$TOP/scripts/pipeline" fetch "$b"
 		ck "apply $b (git am and quilt)" "$TOP/scripts/pipeline" apply "$b"
 		ck "mbox $b: one thread, b4 am and git am of it = kb/$b" check_mail_branch "$b"
+		ck "$b: backports/$b/bisect-build.txt records that every patch of this stack builds on its own" check_bisect_record "$b"
 	done
 	ck "checkpatch --strict on every patch of every stack" check_checkpatch
 	ck "every stack's mails: threads, Message-Ids, unfolded headers, subjects, base-commit, stable format (scripts/check-mails.py)" check_mails
