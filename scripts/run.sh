@@ -150,6 +150,9 @@ cmd_long() {
 	while read -r b; do
 		has_stack "$b" || continue
 		"$TOP/scripts/pipeline" bisect-build "$b" || failed=1
+		if [ "$b" = mainline ]; then
+			"$TOP/scripts/pipeline" control-v1 || failed=1
+		fi
 	done < <(expand_branches "$@")
 	return $failed
 }
