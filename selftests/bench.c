@@ -29,7 +29,10 @@
  * mean, p99 and max, with ratios to legacy; an idle row (no updates)
  * gives the floor.  Fails if a batch round lets a read exit as MMIO;
  * KST_WINDOW_EXPECT_ATOMIC=1 holds the legacy rows to the same rule, the
- * negative control that shows the check can fail.
+ * negative control that shows the check can fail.  KST_WINDOW_PIECE_MB=M
+ * (1 to 16) makes the pieces M MiB, where preparing the new slots costs
+ * more (the rmaps and write tracking of shadow paging); both run the
+ * window case alone.
  * -D SECONDS / KST_SECONDS: time per row (default 2).
  */
 #include <errno.h>
@@ -347,13 +350,31 @@ static bool window_control(void)
 	return env_int("KST_WINDOW_EXPECT_ATOMIC", 0);
 }
 
-#define WBASE		(BENCH_BASE + 0x1000000ULL)	/* N pieces of SLOT_SIZE */
+/*
+ * KST_WINDOW_PIECE_MB=M: the window case with pieces of M MiB instead of
+ * 64 KiB (the region is N * M MiB), where preparing a new slot costs more
+ * (rmaps and write tracking with shadow paging); the other cases skip.
+ */
+static uint64_t window_piece(void)
+{
+	int mb = env_int("KST_WINDOW_PIECE_MB", 0);
+
+	return mb > 0 && mb <= 16 ? (uint64_t)mb << 20 : SLOT_SIZE;
+}
+
+static bool window_only(void)
+{
+	return window_control() || window_piece() != SLOT_SIZE;
+}
+
+#define WBASE		(BENCH_BASE + 0x1000000ULL)	/* N pieces of window_piece() */
 #define WCOUNTER	(MBOX_GPA + 0x100)		/* the loop's "incl" */
 #define WSLOT_WHOLE	100
 #define WSLOT_PIECE	101
 
 struct wctx {
 	struct vm *vm;
+	uint64_t piece;
 	pthread_t th;
 	volatile int stop;
 	int bad;			/* a read of this iteration exited */
@@ -382,7 +403,7 @@ static void *window_vcpu(void *arg)
 			return NULL;
 		}
 		if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write &&
-		    run->mmio.phys_addr >= WBASE && run->mmio.phys_addr < WBASE + 64 * SLOT_SIZE) {
+		    run->mmio.phys_addr >= WBASE && run->mmio.phys_addr < WBASE + 64 * w->piece) {
 			uint32_t val = MMIO_MARK;
 
 			memcpy(run->mmio.data, &val, sizeof(val));
@@ -447,10 +468,10 @@ static int window_row(struct wctx *w, int mode, int n, uint64_t hva, uint64_t se
 	int r = 0;
 
 	split[0] = mkreg(WSLOT_WHOLE, 0, 0, 0, 0);
-	merge[n] = mkreg(WSLOT_WHOLE, 0, WBASE, n * SLOT_SIZE, hva);
+	merge[n] = mkreg(WSLOT_WHOLE, 0, WBASE, n * w->piece, hva);
 	for (int i = 0; i < n; i++) {
-		split[1 + i] = mkreg(WSLOT_PIECE + i, 0, WBASE + i * SLOT_SIZE, SLOT_SIZE,
-				     hva + i * SLOT_SIZE);
+		split[1 + i] = mkreg(WSLOT_PIECE + i, 0, WBASE + i * w->piece, w->piece,
+				     hva + i * w->piece);
 		merge[i] = mkreg(WSLOT_PIECE + i, 0, 0, 0, 0);
 	}
 	r = set_region_legacy(vm, &merge[n]);
@@ -459,7 +480,7 @@ static int window_row(struct wctx *w, int mode, int n, uint64_t hva, uint64_t se
 		return r;
 	}
 	mb[MB_READ_A] = WBASE;
-	mb[MB_READ_B] = WBASE + n * SLOT_SIZE - PAGE;
+	mb[MB_READ_B] = WBASE + n * w->piece - PAGE;
 	if (window_settle(w)) {
 		snprintf(err, errlen, "no read from memory for 1 s after creating the region");
 		return -ETIMEDOUT;
@@ -548,11 +569,14 @@ TEST_F_TIMEOUT(bench, window, 300)
 	mb = (uint32_t *)(self->vm.sys + MBOX_GPA);
 	if (!self->vm.batch_cap)
 		SKIP(return, "KVM_CAP_USER_MEMORY_REGION_BATCH is 0: kernel without the batch ioctl");
-	mem = map_mem(64 * SLOT_SIZE, PROT_READ | PROT_WRITE);
+	w.piece = window_piece();
+	mem = map_mem(64 * w.piece, PROT_READ | PROT_WRITE);
 	ASSERT_NE(NULL, mem);
-	/* a signature in every page the guest may read; it checks nothing */
-	for (uint64_t off = 0; off < 64 * SLOT_SIZE; off += PAGE) {
-		page = (uint32_t *)(mem + off);
+	/* a signature in every page the guest reads; it checks nothing */
+	page = (uint32_t *)mem;
+	*page = 0x5157a000u;
+	for (unsigned int k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		page = (uint32_t *)(mem + ns[k] * w.piece - PAGE);
 		*page = 0x5157a000u;
 	}
 	mb[MB_SIG_A] = 0x5157a000u;
@@ -584,9 +608,9 @@ TEST_F_TIMEOUT(bench, window, 300)
 	ASSERT_EQ(0, r) TH_LOG("%s", err);
 
 	diag("window: 1 vCPU reading the first and last page of a region split into N "
-	     "pieces and merged back, %llu s per row; window = longest time between two "
-	     "reads from memory, per round (us); x = ratio to legacy",
-	     (unsigned long long)secs);
+	     "pieces of %llu KiB and merged back, %llu s per row; window = longest time "
+	     "between two reads from memory, per round (us); x = ratio to legacy",
+	     (unsigned long long)(w.piece >> 10), (unsigned long long)secs);
 	diag("%4s %-7s %7s %10s %10s %10s %10s %8s %8s %8s", "N", "mode", "rounds", "update",
 	     "win mean", "win p99", "win max", "MMIO", "mean x", "p99 x");
 	diag("%4s %-7s %7ld %10s %10.1f %10.1f %10.1f %8llu %8s %8s", "-", "idle",
@@ -623,15 +647,15 @@ TEST_F_TIMEOUT(bench, window, 300)
 
 TEST_F_TIMEOUT(bench, vcpus_1, 200)
 {
-	if (window_control())
-		SKIP(return, "KST_WINDOW_EXPECT_ATOMIC=1: only the window case runs");
+	if (window_only())
+		SKIP(return, "KST_WINDOW_EXPECT_ATOMIC or KST_WINDOW_PIECE_MB: only the window case runs");
 	bench_run(_metadata, &self->vm, 1);
 }
 
 TEST_F_TIMEOUT(bench, vcpus_4, 200)
 {
-	if (window_control())
-		SKIP(return, "KST_WINDOW_EXPECT_ATOMIC=1: only the window case runs");
+	if (window_only())
+		SKIP(return, "KST_WINDOW_EXPECT_ATOMIC or KST_WINDOW_PIECE_MB: only the window case runs");
 	bench_run(_metadata, &self->vm, 4);
 }
 
