@@ -81,6 +81,16 @@ class Classify(unittest.TestCase):
         self.assertEqual(tap.classify("1", "xfail=" + lost,
                                       ["  v == MMIO_VAL || (v & ~0xffffffull) == TAG"], True)[0], "fail")
         self.assertEqual(tap.classify("0", "xfail=MMIO.exits:.[1-9]", log, True)[0], "fail")
+        # The nested legacy control, as scripts/testlist has it.
+        with open(os.path.join(os.path.dirname(__file__), "..", "testlist")) as f:
+            row = [l.split() for l in f if l.startswith("x86/memslot_batch_race_test-nested-legacy ")]
+        nested = row[0][3]
+        for line in ("  L2 exited to L1: exit code 0x400, exit info 0x100000004 0xc0000000",
+                     "  Unhandled exception '0x6' at guest RIP '0xc0400800'",
+                     "# MMIO exits: 3, fatal exits: 0"):
+            self.assertEqual(tap.classify("1", nested, [line], True)[0], "xfail", line)
+        self.assertEqual(tap.classify("1", nested, ["  Unhandled exception '0xd' at guest RIP '0x1'"],
+                                      True)[0], "fail")
         self.assertEqual(tap.classify("1", "xfail=MMIO.exits:.[1-9]", ["Segmentation fault"], True)[0], "fail")
         for rc in ("4", "timeout", "nobinary"):
             self.assertEqual(tap.classify(rc, "xfail=x", log, True)[0], "fail")
